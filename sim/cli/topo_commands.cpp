@@ -1,0 +1,6 @@
+// Subcommands of this area are registered here (work in progress by its owner).
+#include "sim/cli/commands.hpp"
+
+namespace tcsim::cli {
+void register_topo_commands(CLI::App& /*app*/) {}
+}  // namespace tcsim::cli

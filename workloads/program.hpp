@@ -1,0 +1,129 @@
+// The program: what every rank of a training step does, as an op DAG per lane.
+//
+// Hardware-independent: FLOPs, bytes and groups of ranks only. The generator
+// (workloads/generator.hpp) and the Chakra importer produce this structure; sim/ executes
+// it without caring where it came from.
+//
+// Folding. A lane is the program of one or more physical ranks that do exactly the same
+// thing (e.g. every rank of one pipeline stage when routing is uniform). The executor runs
+// each lane once, but a collective or send issued by a lane moves the bytes of *every*
+// rank the lane stands for, so the fabric carries the load of the whole cluster. An
+// unfolded program has one lane per rank.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tcsim::workloads {
+
+/// Which stream an op runs on. Ops on one stream of a lane run one at a time in issue
+/// order; different streams overlap as their dependencies allow.
+enum class Stream : uint8_t { Compute, TpComm, EpComm, PpComm, DpComm, CpComm, Memory };
+inline constexpr int kStreamCount = 7;
+
+enum class OpKind : uint8_t { Compute, Collective, Send, Recv, Memory };
+
+enum class CollectiveType : uint8_t { AllReduce, AllGather, ReduceScatter, AllToAll, Broadcast, Reduce };
+
+enum class Precision : uint8_t { BF16, FP8, FP32, FP16 };
+
+/// What a compute op is, for the efficiency curves of the cost model.
+enum class ComputeClass : uint8_t {
+  Gemm,         ///< dense matmul (attention projections, dense FFN, LM head)
+  ExpertGemm,   ///< grouped expert matmul (smaller, less efficient)
+  Attention,    ///< softmax(QK^T)V core (flash attention)
+  Elementwise,  ///< norms, activations, router, optimizer: memory bound
+  Fixed,        ///< duration given by a trace (Chakra duration_micros)
+};
+
+/// Communication category for breakdowns ("where the time went").
+enum class CommCategory : uint8_t {
+  TpAllReduce, TpAllGather, TpReduceScatter, EpAllToAll, PpP2P, DpAllReduce, DpReduceScatter,
+  DpAllGather, CpExchange, Other
+};
+inline constexpr int kCommCategoryCount = 10;
+/// Stable snake_case name used in JSON ("ep_all_to_all", "dp_all_reduce", ...).
+const char* to_string(CommCategory c);
+const char* to_string(CollectiveType t);
+const char* to_string(Stream s);
+const char* to_string(Precision p);
+const char* to_string(ComputeClass c);
+
+struct ComputeOp {
+  double flops = 0;          ///< FLOP of one rank
+  double hbm_bytes = 0;      ///< bytes read+written from HBM by one rank
+  ComputeClass cls = ComputeClass::Gemm;
+  Precision precision = Precision::BF16;
+  /// GEMM shape hint for efficiency curves (M x N x K; 0 when unknown).
+  uint64_t m = 0, n = 0, k = 0;
+  double fixed_seconds = -1;  ///< >= 0: duration fixed by a trace, ignore flops
+};
+
+struct CollectiveOp {
+  CollectiveType type = CollectiveType::AllReduce;
+  uint32_t comm = 0;   ///< index into Program::comms
+  /// Buffer size per rank in bytes, nccl-tests convention: all_reduce/broadcast/reduce:
+  /// the buffer; all_gather: the output; reduce_scatter: the input; all_to_all: total
+  /// sent by one rank (split evenly unless `matrix` is set).
+  double bytes = 0;
+  /// Optional uneven all-to-all: bytes from group member i to member j, row-major
+  /// (group_size^2), identical for every group of the communicator.
+  std::shared_ptr<const std::vector<double>> matrix;
+  /// Node-limited routing: at most this many distinct nodes per sender (0 = no limit).
+  uint32_t max_nodes = 0;
+};
+
+struct P2POp {
+  uint32_t peer_lane = 0;  ///< the lane on the other side
+  double bytes = 0;        ///< per physical rank pair
+  uint32_t tag = 0;        ///< matches a Send with its Recv between the same lanes
+};
+
+struct Op {
+  OpKind kind = OpKind::Compute;
+  Stream stream = Stream::Compute;
+  CommCategory category = CommCategory::Other;  ///< for communication ops
+  uint32_t label = 0;                            ///< index into Program::labels
+  std::vector<uint32_t> deps;                    ///< ops of the same lane that must finish first
+  ComputeOp compute;
+  CollectiveOp coll;
+  P2POp p2p;
+};
+
+/// Groups of physical ranks that run one collective together. All groups of a
+/// communicator execute each of its collectives concurrently (they are replicas).
+struct Communicator {
+  std::string name;                      ///< e.g. "ep", "dp", "tp", "world"
+  std::vector<std::vector<int>> groups;  ///< physical ranks; each group ordered
+};
+
+struct Lane {
+  std::vector<int> ranks;  ///< physical ranks this lane stands for (>= 1)
+  std::vector<Op> ops;     ///< topologically ordered: deps point backwards
+};
+
+struct Program {
+  int world_size = 0;
+  std::vector<Lane> lanes;
+  std::vector<Communicator> comms;
+  std::vector<std::string> labels;  ///< op names, shared
+
+  // What the step achieves, for throughput and MFU.
+  double tokens_per_step = 0;        ///< tokens processed by the whole job per step
+  double model_flops_per_step = 0;   ///< useful FLOP (no recompute) of the whole job
+  Precision precision = Precision::BF16;
+
+  /// Interns a label and returns its index.
+  uint32_t label(const std::string& name);
+  /// Total number of ops over all lanes.
+  [[nodiscard]] size_t op_count() const;
+};
+
+/// Checks structural invariants (deps backwards, comm indices valid, p2p pairs match,
+/// collective counts per communicator agree between lanes). Throws InputError naming the
+/// lane and op on the first problem; `source` names where the program came from.
+void validate(const Program& p, const std::string& source);
+
+}  // namespace tcsim::workloads

@@ -12,6 +12,7 @@ PACKAGES=(
   libcli11-dev            # command line
   nlohmann-json3-dev      # JSON results
   zlib1g-dev              # gzip-compressed Chakra traces
+  libxml2-dev             # topo check: XML with line numbers
   libgtest-dev libgmock-dev
   python3                 # scripts/ and experiments/ helpers
   slurm-wlm munge         # the real single-machine Slurm used by the sweep tests

@@ -7,5 +7,10 @@ BUILD_DIR="${TCSIM_BUILD_DIR:-build}"
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$BUILD_DIR" -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^-- ' || true
-test "${PIPESTATUS[0]}" -eq 0
+# Show warnings and errors, not the progress lines; fail when the build fails.
+set +e
+cmake --build "$BUILD_DIR" -j"$(nproc)" > "$BUILD_DIR/build.log" 2>&1
+status=$?
+set -e
+grep -Ev '^\[ *[0-9]+%\]|^-- |^gmake|^Consolidate' "$BUILD_DIR/build.log" || true
+exit $status

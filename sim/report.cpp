@@ -1,1 +1,203 @@
-// (being written)
+#include "sim/report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <vector>
+
+namespace tcsim::sim {
+using workloads::OpKind;
+using workloads::Stream;
+
+Breakdown compute_breakdown(const workloads::Program& program, const ExecutionTrace& trace) {
+  Breakdown total;
+  double weight_sum = 0;
+  for (size_t l = 0; l < program.lanes.size(); ++l) {
+    const auto& ops = program.lanes[l].ops;
+    // Boundaries: +1/-1 of compute and of each comm category.
+    struct Ev {
+      double t;
+      int cat;  // -1 compute
+      int delta;
+    };
+    std::vector<Ev> ev;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const auto& rec = trace.ops[l][i];
+      if (rec.start < 0 || rec.end <= rec.start) continue;
+      const auto& op = ops[i];
+      int cat = -2;
+      if (op.kind == OpKind::Compute && op.stream == Stream::Compute) cat = -1;
+      else if (op.kind == OpKind::Collective || op.kind == OpKind::Send || op.kind == OpKind::Recv) cat = static_cast<int>(op.category);
+      if (cat == -2) continue;
+      ev.push_back({rec.start, cat, +1});
+      ev.push_back({rec.end, cat, -1});
+    }
+    std::sort(ev.begin(), ev.end(), [](const Ev& a, const Ev& b) { return a.t < b.t; });
+    Breakdown b;
+    int compute_active = 0;
+    std::vector<int> active(workloads::kCommCategoryCount, 0);
+    double t = 0;
+    auto account = [&](double until) {
+      double dt = until - t;
+      if (dt <= 0) return;
+      int kinds = 0;
+      for (int c = 0; c < workloads::kCommCategoryCount; ++c) kinds += active[static_cast<size_t>(c)] > 0;
+      for (int c = 0; c < workloads::kCommCategoryCount; ++c)
+        if (active[static_cast<size_t>(c)] > 0) b.comm_s[workloads::to_string(static_cast<workloads::CommCategory>(c))] += dt;
+      if (compute_active > 0) {
+        b.compute_s += dt;
+        if (kinds > 0) b.overlapped_comm_s += dt;
+      } else if (kinds > 0) {
+        for (int c = 0; c < workloads::kCommCategoryCount; ++c)
+          if (active[static_cast<size_t>(c)] > 0)
+            b.exposed_comm_s[workloads::to_string(static_cast<workloads::CommCategory>(c))] += dt / kinds;
+      } else {
+        b.bubble_s += dt;
+      }
+    };
+    for (const auto& e : ev) {
+      account(e.t);
+      t = std::max(t, e.t);
+      if (e.cat == -1) compute_active += e.delta;
+      else active[static_cast<size_t>(e.cat)] += e.delta;
+    }
+    account(trace.step_time);
+    const double w = static_cast<double>(program.lanes[l].ranks.size());
+    weight_sum += w;
+    total.compute_s += w * b.compute_s;
+    total.bubble_s += w * b.bubble_s;
+    total.overlapped_comm_s += w * b.overlapped_comm_s;
+    for (const auto& [k, v] : b.exposed_comm_s) total.exposed_comm_s[k] += w * v;
+    for (const auto& [k, v] : b.comm_s) total.comm_s[k] += w * v;
+  }
+  if (weight_sum > 0) {
+    total.compute_s /= weight_sum;
+    total.bubble_s /= weight_sum;
+    total.overlapped_comm_s /= weight_sum;
+    for (auto& [k, v] : total.exposed_comm_s) v /= weight_sum;
+    for (auto& [k, v] : total.comm_s) v /= weight_sum;
+  }
+  return total;
+}
+
+nlohmann::ordered_json to_json(const RunResult& r) {
+  nlohmann::ordered_json j;
+  j["gpu"] = r.gpu;
+  j["platform"] = r.platform;
+  j["workload"] = r.workload;
+  j["gpus"] = r.gpus;
+  j["nodes"] = r.nodes;
+  j["step_time_s"] = r.step_time_s;
+  j["tokens_per_step"] = r.tokens_per_step;
+  j["tokens_per_second"] = r.tokens_per_second;
+  j["mfu"] = r.mfu;
+  j["peak_flops_per_gpu"] = r.peak_flops;
+  nlohmann::ordered_json b;
+  b["compute_s"] = r.breakdown.compute_s;
+  nlohmann::ordered_json exposed = nlohmann::ordered_json::object();
+  double exposed_total = 0;
+  for (const auto& [k, v] : r.breakdown.exposed_comm_s) {
+    exposed[k] = v;
+    exposed_total += v;
+  }
+  b["exposed_comm_s"] = exposed;
+  b["exposed_comm_total_s"] = exposed_total;
+  b["overlapped_comm_s"] = r.breakdown.overlapped_comm_s;
+  b["bubble_s"] = r.breakdown.bubble_s;
+  nlohmann::ordered_json comm = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : r.breakdown.comm_s) comm[k] = v;
+  b["comm_in_flight_s"] = comm;
+  j["breakdown"] = b;
+  j["algorithms"] = r.algorithms;
+  j["inputs"] = r.inputs;
+  j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"activities", r.activities}};
+  return j;
+}
+
+namespace {
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+}  // namespace
+
+std::string format_table(const RunResult& r) {
+  std::string s;
+  s += "GPU " + r.gpu + " x " + std::to_string(r.gpus) + " (" + std::to_string(r.nodes) + " nodes), workload " + r.workload + "\n";
+  s += "  step time          " + fmt("%10.3f ms", r.step_time_s * 1e3) + "\n";
+  s += "  tokens/s           " + fmt("%10.0f", r.tokens_per_second) + "\n";
+  s += "  MFU                " + fmt("%10.1f %%", r.mfu * 100) + "\n";
+  s += "  compute            " + fmt("%10.3f ms", r.breakdown.compute_s * 1e3) + "\n";
+  for (const auto& [k, v] : r.breakdown.exposed_comm_s) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  exposed %-17s %10.3f ms\n", k.c_str(), v * 1e3);
+    s += line;
+  }
+  s += "  overlapped comm    " + fmt("%10.3f ms", r.breakdown.overlapped_comm_s * 1e3) + "\n";
+  s += "  idle (bubble)      " + fmt("%10.3f ms", r.breakdown.bubble_s * 1e3) + "\n";
+  return s;
+}
+
+std::string format_comparison(const RunResult& a, const RunResult& b) {
+  std::string s;
+  auto row = [&](const std::string& name, double va, double vb, const char* unit, double scale) {
+    char buf[200];
+    double ratio = va != 0 ? vb / va : 0;
+    std::snprintf(buf, sizeof buf, "  %-24s %12.3f %12.3f   %6.3fx  %s\n", name.c_str(), va * scale, vb * scale, ratio, unit);
+    s += buf;
+  };
+  char head[200];
+  std::snprintf(head, sizeof head, "  %-24s %12s %12s   %7s\n", "", a.gpu.c_str(), b.gpu.c_str(), "ratio");
+  s += head;
+  row("step time", a.step_time_s, b.step_time_s, "ms", 1e3);
+  row("tokens/s", a.tokens_per_second, b.tokens_per_second, "", 1);
+  row("MFU", a.mfu, b.mfu, "%", 100);
+  row("compute", a.breakdown.compute_s, b.breakdown.compute_s, "ms", 1e3);
+  std::set<std::string> kinds;
+  for (const auto& [k, v] : a.breakdown.exposed_comm_s) kinds.insert(k);
+  for (const auto& [k, v] : b.breakdown.exposed_comm_s) kinds.insert(k);
+  for (const auto& k : kinds) {
+    auto get = [&](const RunResult& r) {
+      auto it = r.breakdown.exposed_comm_s.find(k);
+      return it == r.breakdown.exposed_comm_s.end() ? 0.0 : it->second;
+    };
+    row("exposed " + k, get(a), get(b), "ms", 1e3);
+  }
+  row("idle (bubble)", a.breakdown.bubble_s, b.breakdown.bubble_s, "ms", 1e3);
+  char tail[200];
+  std::snprintf(tail, sizeof tail, "  slowdown (%s / %s step time): %.3fx\n", b.gpu.c_str(), a.gpu.c_str(),
+                a.step_time_s > 0 ? b.step_time_s / a.step_time_s : 0.0);
+  s += tail;
+  return s;
+}
+
+}  // namespace tcsim::sim
+
+namespace tcsim::sim {
+RunResult from_json(const nlohmann::ordered_json& j) {
+  RunResult r;
+  r.gpu = j.at("gpu").get<std::string>();
+  r.platform = j.at("platform").get<std::string>();
+  r.workload = j.at("workload").get<std::string>();
+  r.gpus = j.at("gpus").get<int>();
+  r.nodes = j.at("nodes").get<int>();
+  r.step_time_s = j.at("step_time_s").get<double>();
+  r.tokens_per_step = j.at("tokens_per_step").get<double>();
+  r.tokens_per_second = j.at("tokens_per_second").get<double>();
+  r.mfu = j.at("mfu").get<double>();
+  r.peak_flops = j.at("peak_flops_per_gpu").get<double>();
+  const auto& b = j.at("breakdown");
+  r.breakdown.compute_s = b.at("compute_s").get<double>();
+  r.breakdown.bubble_s = b.at("bubble_s").get<double>();
+  r.breakdown.overlapped_comm_s = b.at("overlapped_comm_s").get<double>();
+  for (const auto& [k, v] : b.at("exposed_comm_s").items()) r.breakdown.exposed_comm_s[k] = v.get<double>();
+  for (const auto& [k, v] : b.at("comm_in_flight_s").items()) r.breakdown.comm_s[k] = v.get<double>();
+  r.algorithms = j.at("algorithms").get<std::vector<std::string>>();
+  r.inputs = j.at("inputs");
+  r.ops = j.at("simulation").at("ops").get<size_t>();
+  r.ptasks = j.at("simulation").at("parallel_tasks").get<size_t>();
+  r.activities = j.at("simulation").at("activities").get<size_t>();
+  return r;
+}
+}  // namespace tcsim::sim

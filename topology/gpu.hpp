@@ -52,4 +52,26 @@ std::map<std::string, std::string> to_properties(const GpuSpec& spec);
 /// `where` names the host for errors ("f.xml: host gpu-n0-g0").
 GpuSpec from_properties(const std::map<std::string, std::string>& props, const std::string& where);
 
+// ---- extensions beyond the foundation interface ----
+
+/// One settable field: its key ("gpu.nvlink_bw"), what it means and the unit it takes.
+struct GpuField {
+  std::string key;
+  std::string description;
+  std::string unit;      ///< "FLOP/s", "bytes", "bytes/s", "W", "mm2", "USD/h", "count", "bool", "text"
+  bool required = true;  ///< must be present in host properties
+};
+/// Every field in gpu_keys() order.
+const std::vector<GpuField>& gpu_fields();
+/// Parses a catalog (textproto of topology/hardware.proto GpuCatalog); `name` is the file
+/// name used in errors. Every figure must carry its unit.
+std::vector<GpuSpec> parse_gpu_catalog(const std::string& text, const std::string& name);
+/// Adds the entries of a user catalog file (same schema) to gpu_catalog(); an entry with
+/// an existing name replaces it. This is how a saved variant becomes a catalog entry.
+void load_gpu_catalog_file(const std::string& path);
+/// The spec as a catalog entry (textproto), ready to append to a catalog file.
+std::string to_catalog_entry(const GpuSpec& spec);
+/// Aggregate bidirectional chip-to-chip bandwidth (2 x nvlink_bw), as export rules count it.
+core::BytesPerSecond interconnect_bidirectional(const GpuSpec& spec);
+
 }  // namespace tcsim::topology

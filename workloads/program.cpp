@@ -1,1 +1,163 @@
-// (being written)
+#include "workloads/program.hpp"
+
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "core/error.hpp"
+
+namespace tcsim::workloads {
+
+const char* to_string(CommCategory c) {
+  switch (c) {
+    case CommCategory::TpAllReduce: return "tp_all_reduce";
+    case CommCategory::TpAllGather: return "tp_all_gather";
+    case CommCategory::TpReduceScatter: return "tp_reduce_scatter";
+    case CommCategory::EpAllToAll: return "ep_all_to_all";
+    case CommCategory::PpP2P: return "pp_p2p";
+    case CommCategory::DpAllReduce: return "dp_all_reduce";
+    case CommCategory::DpReduceScatter: return "dp_reduce_scatter";
+    case CommCategory::DpAllGather: return "dp_all_gather";
+    case CommCategory::CpExchange: return "cp_exchange";
+    case CommCategory::Other: return "other";
+  }
+  return "other";
+}
+
+const char* to_string(CollectiveType t) {
+  switch (t) {
+    case CollectiveType::AllReduce: return "all_reduce";
+    case CollectiveType::AllGather: return "all_gather";
+    case CollectiveType::ReduceScatter: return "reduce_scatter";
+    case CollectiveType::AllToAll: return "all_to_all";
+    case CollectiveType::Broadcast: return "broadcast";
+    case CollectiveType::Reduce: return "reduce";
+  }
+  return "?";
+}
+
+const char* to_string(Stream s) {
+  switch (s) {
+    case Stream::Compute: return "compute";
+    case Stream::TpComm: return "tp_comm";
+    case Stream::EpComm: return "ep_comm";
+    case Stream::PpComm: return "pp_comm";
+    case Stream::DpComm: return "dp_comm";
+    case Stream::CpComm: return "cp_comm";
+    case Stream::Memory: return "memory";
+  }
+  return "?";
+}
+
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::BF16: return "bf16";
+    case Precision::FP8: return "fp8";
+    case Precision::FP32: return "fp32";
+    case Precision::FP16: return "fp16";
+  }
+  return "?";
+}
+
+const char* to_string(ComputeClass c) {
+  switch (c) {
+    case ComputeClass::Gemm: return "gemm";
+    case ComputeClass::ExpertGemm: return "expert_gemm";
+    case ComputeClass::Attention: return "attention";
+    case ComputeClass::Elementwise: return "elementwise";
+    case ComputeClass::Fixed: return "fixed";
+  }
+  return "?";
+}
+
+uint32_t Program::label(const std::string& name) {
+  // Linear search is fine: generators intern a few dozen distinct names.
+  for (uint32_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == name) return i;
+  }
+  labels.push_back(name);
+  return static_cast<uint32_t>(labels.size() - 1);
+}
+
+size_t Program::op_count() const {
+  size_t n = 0;
+  for (const auto& l : lanes) n += l.ops.size();
+  return n;
+}
+
+void validate(const Program& p, const std::string& source) {
+  using core::InputError;
+  if (p.lanes.empty()) throw InputError(source, "the program has no ranks");
+  std::vector<int> lane_of_rank(static_cast<size_t>(p.world_size), -1);
+  for (size_t l = 0; l < p.lanes.size(); ++l) {
+    const auto& lane = p.lanes[l];
+    if (lane.ranks.empty()) throw InputError(source, "lane " + std::to_string(l) + " stands for no rank");
+    for (int r : lane.ranks) {
+      if (r < 0 || r >= p.world_size) throw InputError(source, "lane " + std::to_string(l) + " has rank " + std::to_string(r) + " outside 0.." + std::to_string(p.world_size - 1));
+      if (lane_of_rank[static_cast<size_t>(r)] != -1) throw InputError(source, "rank " + std::to_string(r) + " belongs to two lanes");
+      lane_of_rank[static_cast<size_t>(r)] = static_cast<int>(l);
+    }
+  }
+  for (size_t r = 0; r < lane_of_rank.size(); ++r) {
+    if (lane_of_rank[r] == -1) throw InputError(source, "rank " + std::to_string(r) + " has no program");
+  }
+  for (size_t c = 0; c < p.comms.size(); ++c) {
+    for (const auto& g : p.comms[c].groups) {
+      for (int r : g) {
+        if (r < 0 || r >= p.world_size) throw InputError(source, "communicator '" + p.comms[c].name + "' has rank " + std::to_string(r) + " outside the job");
+      }
+    }
+  }
+  // Collective counts per communicator must agree across participating lanes, and
+  // sends must match receives between each ordered pair of lanes.
+  std::map<uint32_t, std::map<size_t, int>> coll_count;  // comm -> lane -> count
+  std::map<std::tuple<size_t, uint32_t, uint32_t>, int> p2p;  // (src lane, dst lane, tag) -> sends - recvs
+  for (size_t l = 0; l < p.lanes.size(); ++l) {
+    const auto& ops = p.lanes[l].ops;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const Op& op = ops[i];
+      std::string at = source + ": lane " + std::to_string(l) + " op " + std::to_string(i) +
+                       (op.label < p.labels.size() ? " (" + p.labels[op.label] + ")" : "");
+      for (uint32_t d : op.deps) {
+        if (d >= i) throw InputError(at, "depends on op " + std::to_string(d) + " which does not come before it");
+      }
+      if (op.kind == OpKind::Collective) {
+        if (op.coll.comm >= p.comms.size()) throw InputError(at, "uses communicator " + std::to_string(op.coll.comm) + " which does not exist");
+        if (op.coll.bytes < 0) throw InputError(at, "negative collective size");
+        coll_count[op.coll.comm][l]++;
+      } else if (op.kind == OpKind::Send || op.kind == OpKind::Recv) {
+        if (op.p2p.peer_lane >= p.lanes.size()) throw InputError(at, "peer lane " + std::to_string(op.p2p.peer_lane) + " does not exist");
+        if (op.kind == OpKind::Send) p2p[{l, op.p2p.peer_lane, op.p2p.tag}]++;
+        else p2p[{op.p2p.peer_lane, l, op.p2p.tag}]--;
+      } else if (op.kind == OpKind::Compute) {
+        if (op.compute.flops < 0 || op.compute.hbm_bytes < 0) throw InputError(at, "negative compute cost");
+      }
+    }
+  }
+  for (const auto& [comm, per_lane] : coll_count) {
+    std::set<size_t> members;
+    for (const auto& g : p.comms[comm].groups)
+      for (int r : g) members.insert(static_cast<size_t>(lane_of_rank[static_cast<size_t>(r)]));
+    int expected = -1;
+    for (size_t l : members) {
+      auto it = per_lane.find(l);
+      int n = it == per_lane.end() ? 0 : it->second;
+      if (expected == -1) expected = n;
+      else if (n != expected) {
+        throw InputError(source, "communicator '" + p.comms[comm].name + "': lane " + std::to_string(l) + " issues " +
+                                     std::to_string(n) + " collectives but another member issues " + std::to_string(expected) +
+                                     " (the replay would deadlock)");
+      }
+    }
+  }
+  for (const auto& [key, balance] : p2p) {
+    if (balance != 0) {
+      auto [src, dst, tag] = key;
+      throw InputError(source, "lane " + std::to_string(src) + " -> lane " + std::to_string(dst) + " tag " + std::to_string(tag) +
+                                   ": " + std::to_string(std::abs(balance)) + (balance > 0 ? " send(s) without a matching receive" : " receive(s) without a matching send"));
+    }
+  }
+}
+
+}  // namespace tcsim::workloads

@@ -1,6 +1,256 @@
-// Subcommands of this area are registered here (work in progress by its owner).
+// `tcsim model list|show` and `tcsim plan check|enumerate`: model presets, their parameter
+// and FLOPs counts, plan validation with the memory breakdown, and plan enumeration.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/overrides.hpp"
+#include "core/proto_util.hpp"
+#include "core/quantity.hpp"
 #include "sim/cli/commands.hpp"
+#include "workloads/enumerate.hpp"
+#include "workloads/memory.hpp"
+#include "workloads/model.hpp"
+#include "workloads/plan.hpp"
 
 namespace tcsim::cli {
-void register_model_commands(CLI::App& /*app*/) {}
+
+namespace wl = tcsim::workloads;
+using nlohmann::json;
+
+namespace {
+
+json params_json(const wl::config::ModelSpec& m) {
+  const auto c = wl::count_params(m);
+  const int64_t seq = m.seq_len() > 0 ? m.seq_len() : 4096;
+  json j = {{"name", m.name()},
+            {"description", m.description()},
+            {"source", m.source()},
+            {"params_total", c.total},
+            {"params_active", c.active},
+            {"params_mtp", c.mtp},
+            {"params_vision", c.vision},
+            {"seq_len", seq},
+            {"train_flops_per_token", wl::train_flops_per_token(m, seq)},
+            {"layers", m.layers()},
+            {"moe_layers", c.moe_layers},
+            {"dense_layers", c.dense_layers}};
+  if (m.published_params_total() > 0) j["published_params_total"] = m.published_params_total();
+  if (m.published_params_active() > 0) j["published_params_active"] = m.published_params_active();
+  if (wl::image_tokens(m) > 0) {
+    j["image_tokens"] = wl::image_tokens(m);
+    j["vision_flops_per_image"] = wl::vision_flops_per_image(m);
+  }
+  return j;
+}
+
+json memory_json(const wl::MemoryBreakdown& b) {
+  return {{"stage", b.stage},
+          {"layers", b.layers},
+          {"params", b.params},
+          {"in_flight_micro_batches", b.in_flight},
+          {"weights_bytes", b.weights.value()},
+          {"grads_bytes", b.grads.value()},
+          {"optimizer_bytes", b.optimizer.value()},
+          {"activations_bytes", b.activations.value()},
+          {"workspace_bytes", b.workspace.value()},
+          {"comm_buffers_bytes", b.comm_buffers.value()},
+          {"total_bytes", b.total.value()}};
+}
+
+std::string billions(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fB", v / 1e9);
+  return buf;
+}
+
+/// A workload from --workload, or --model with an empty plan; --set keys applied.
+struct Inputs {
+  std::string model, workload, gpu_memory;
+  int64_t gpus = 0;
+  std::vector<std::string> sets;
+  bool as_json = false;
+};
+
+wl::config::Workload load_inputs(const Inputs& in) {
+  wl::config::Workload w;
+  if (!in.workload.empty()) {
+    w = wl::find_workload(in.workload, "--workload");
+    if (!in.model.empty()) *w.mutable_model() = wl::find_model(in.model, "--model");
+  } else if (!in.model.empty()) {
+    *w.mutable_model() = wl::find_model(in.model, "--model");
+    w.set_name(w.model().name());
+  } else {
+    throw core::InputError("command line", "give --model NAME or --workload NAME");
+  }
+  core::Overrides o;
+  for (const auto& s : in.sets) o.add(s, "--set");
+  wl::apply_workload_overrides(w, o);
+  o.check_all_taken(wl::workload_override_keys());
+  return w;
+}
+
+void add_common(CLI::App* c, Inputs& in, bool memory_required) {
+  c->add_option("--model", in.model, "model preset (see `tcsim model list`) or a ModelSpec .textproto/.json");
+  c->add_option("--workload", in.workload, "workload preset (moe-demo, dense-demo) or file; its plan is the start");
+  c->add_option("--gpus", in.gpus, "number of GPUs")->required();
+  auto* mem = c->add_option("--gpu-memory", in.gpu_memory, "memory per GPU with unit, e.g. 80GiB");
+  if (memory_required) mem->required();
+  c->add_option("--set", in.sets, "override: plan.tp=8, plan.recompute=full, model.moe.top_k=4, ...");
+  c->add_flag("--json", in.as_json, "print JSON instead of a table");
+}
+
+}  // namespace
+
+void register_model_commands(CLI::App& app) {
+  auto* model = app.add_subcommand("model", "model presets: parameters and FLOPs");
+  model->require_subcommand(1);
+
+  auto list_json = std::make_shared<bool>(false);
+  auto* list = model->add_subcommand("list", "list the model and workload presets");
+  list->add_flag("--json", *list_json, "print JSON");
+  list->callback([list_json] {
+    json arr = json::array();
+    if (!*list_json) std::printf("%-18s %10s %10s  %s\n", "model", "total", "active", "description");
+    for (const auto& n : wl::model_names()) {
+      const auto m = wl::find_model(n, "model list");
+      const auto c = wl::count_params(m);
+      if (*list_json) arr.push_back(params_json(m));
+      else std::printf("%-18s %10s %10s  %s\n", n.c_str(), billions(c.total).c_str(), billions(c.active).c_str(),
+                       m.description().c_str());
+    }
+    if (*list_json) {
+      json wls = json::array();
+      for (const auto& n : wl::workload_names()) wls.push_back(n);
+      std::printf("%s\n", json{{"models", arr}, {"workloads", wls}}.dump(2).c_str());
+    } else {
+      std::printf("\nworkload presets (model + plan):");
+      for (const auto& n : wl::workload_names()) std::printf(" %s", n.c_str());
+      std::printf("\n");
+    }
+  });
+
+  struct ShowArgs {
+    std::string name;
+    bool as_json = false;
+    int64_t seq = 0;
+  };
+  auto sa = std::make_shared<ShowArgs>();
+  auto* show = model->add_subcommand("show", "parameters, FLOPs per token and the spec of a model");
+  show->add_option("name", sa->name, "preset name or ModelSpec file")->required();
+  show->add_option("--seq-len", sa->seq, "sequence length for FLOPs (default: the model's)");
+  show->add_flag("--json", sa->as_json, "print JSON (keys params_total, params_active, train_flops_per_token)");
+  show->callback([sa] {
+    auto m = wl::find_model(sa->name, "model show");
+    if (sa->seq > 0) m.set_seq_len(sa->seq);
+    json j = params_json(m);
+    j["spec"] = json::parse(core::to_json(m));
+    if (sa->as_json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    const auto c = wl::count_params(m);
+    std::printf("%s: %s\n  source: %s\n", m.name().c_str(), m.description().c_str(), m.source().c_str());
+    std::printf("  params total   %s", billions(c.total).c_str());
+    if (m.published_params_total() > 0) std::printf("   (published %s)", billions(m.published_params_total()).c_str());
+    std::printf("\n  params active  %s", billions(c.active).c_str());
+    if (m.published_params_active() > 0) std::printf("   (published %s)", billions(m.published_params_active()).c_str());
+    std::printf("\n");
+    if (c.mtp > 0) std::printf("  MTP modules    %s (not in total)\n", billions(c.mtp).c_str());
+    if (c.vision > 0) std::printf("  vision         %s (in total, not active); %lld tokens per image\n",
+                                  billions(c.vision).c_str(), static_cast<long long>(wl::image_tokens(m)));
+    std::printf("  layers         %lld (%lld MoE)\n", static_cast<long long>(m.layers()),
+                static_cast<long long>(c.moe_layers));
+    std::printf("  train FLOPs    %.4g per token at seq %lld (3 x forward, attention not halved)\n",
+                j["train_flops_per_token"].get<double>(), static_cast<long long>(j["seq_len"].get<int64_t>()));
+  });
+
+  auto* plan = app.add_subcommand("plan", "check or enumerate parallel training plans");
+  plan->require_subcommand(1);
+
+  auto ci = std::make_shared<Inputs>();
+  auto* check = plan->add_subcommand("check", "validate a plan and print its per-GPU memory breakdown");
+  add_common(check, *ci, false);
+  check->callback([ci] {
+    const auto w = load_inputs(*ci);
+    const auto m = wl::workload_model(w, "plan check");
+    const auto problems = wl::check_plan(m, w.plan(), ci->gpus);
+    const auto resolved = wl::resolve_plan(m, w.plan(), ci->gpus);
+    json j = {{"model", m.name()}, {"gpus", ci->gpus}, {"plan", json::parse(core::to_json(resolved))}};
+    json errs = json::array();
+    for (const auto& p : problems) errs.push_back({{"field", p.field}, {"message", p.message}});
+    std::string mem_error;
+    if (problems.empty()) {
+      const auto mem = wl::estimate_memory(m, w.plan(), ci->gpus);
+      j["memory"] = memory_json(mem);
+      if (!ci->as_json) std::printf("%s", wl::format_memory(mem).c_str());
+      if (!ci->gpu_memory.empty()) {
+        const auto cap = core::parse_bytes(ci->gpu_memory, "--gpu-memory");
+        j["gpu_memory_bytes"] = cap.value();
+        if (mem.total > cap) {
+          mem_error = "the plan needs " + core::format_bytes(mem.total) + " per GPU, more than " + ci->gpu_memory +
+                      "; use more tp/pp/ep, a higher plan.zero_stage or plan.recompute";
+          errs.push_back({{"field", "--gpu-memory"}, {"message", mem_error}});
+        }
+      }
+    }
+    j["valid"] = errs.empty();
+    j["problems"] = errs;
+    if (ci->as_json) std::printf("%s\n", j.dump(2).c_str());
+    for (const auto& p : problems) {
+      std::fprintf(stderr, "error: %s: %s\n", p.field == "gpus" ? "--gpus" : ("--set " + p.field).c_str(),
+                   p.message.c_str());
+    }
+    if (!mem_error.empty()) std::fprintf(stderr, "error: --gpu-memory: %s\n", mem_error.c_str());
+    if (!errs.empty()) exit_code() = 2;
+    else if (!ci->as_json) std::printf("plan is valid\n");
+  });
+
+  auto ei = std::make_shared<Inputs>();
+  auto eo = std::make_shared<wl::EnumerateOptions>();
+  auto zero = std::make_shared<std::vector<int64_t>>(std::vector<int64_t>{1});
+  auto* en = plan->add_subcommand("enumerate", "list every valid plan that fits in the GPU memory");
+  add_common(en, *ei, true);
+  en->add_option("--max-tp", eo->max_tp, "largest tensor-parallel size tried")->capture_default_str();
+  en->add_option("--max-cp", eo->max_cp, "largest context-parallel size tried (powers of two)")->capture_default_str();
+  en->add_option("--zero", *zero, "ZeRO stages tried")->capture_default_str();
+  en->callback([ei, eo, zero] {
+    const auto w = load_inputs(*ei);
+    const auto m = wl::workload_model(w, "plan enumerate");
+    wl::EnumerateOptions opt = *eo;
+    opt.gpus = ei->gpus;
+    opt.gpu_memory = core::parse_bytes(ei->gpu_memory, "--gpu-memory");
+    opt.zero_stages = *zero;
+    opt.base = w.plan();
+    if (ei->gpus < 1) throw core::InputError("--gpus", "must be a positive number of GPUs");
+    const auto plans = wl::enumerate_plans(m, opt);
+    if (ei->as_json) {
+      json arr = json::array();
+      for (const auto& c : plans) {
+        arr.push_back({{"tp", c.plan.tp()}, {"pp", c.plan.pp()}, {"ep", c.plan.ep()}, {"cp", c.plan.cp()},
+                       {"dp", c.plan.dp()}, {"zero_stage", c.plan.zero_stage()},
+                       {"recompute", wl::config::ParallelPlan::Recompute_Name(c.plan.recompute())},
+                       {"plan", json::parse(core::to_json(c.plan))}, {"memory", memory_json(c.memory)}});
+      }
+      std::printf("%s\n", json{{"model", m.name()}, {"gpus", ei->gpus}, {"plans", arr}}.dump(2).c_str());
+      return;
+    }
+    std::printf("%4s %4s %4s %4s %6s %4s %-10s %12s\n", "tp", "pp", "ep", "cp", "dp", "zero", "recompute", "memory/GPU");
+    for (const auto& c : plans) {
+      std::printf("%4lld %4lld %4lld %4lld %6lld %4lld %-10s %9.2f GiB\n", static_cast<long long>(c.plan.tp()),
+                  static_cast<long long>(c.plan.pp()), static_cast<long long>(c.plan.ep()),
+                  static_cast<long long>(c.plan.cp()), static_cast<long long>(c.plan.dp()),
+                  static_cast<long long>(c.plan.zero_stage()),
+                  wl::config::ParallelPlan::Recompute_Name(c.plan.recompute()).c_str(),
+                  c.memory.total.value() / 1073741824.0);
+    }
+    std::printf("%zu valid plans for %s on %lld GPUs with %s each\n", plans.size(), m.name().c_str(),
+                static_cast<long long>(ei->gpus), ei->gpu_memory.c_str());
+  });
+}
+
 }  // namespace tcsim::cli

@@ -1,0 +1,59 @@
+// The loaded platform: GPU hosts in rank order with their specs (read back from host
+// properties, see platforms/README.md), the links by kind, and the calibration of the
+// GPU family applied to link bandwidths. The only bridge between topology/ data and
+// SimGrid objects.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <simgrid/s4u.hpp>
+
+#include "core/overrides.hpp"
+#include "sim/calibration.hpp"
+#include "topology/gpu.hpp"
+
+namespace tcsim::sim {
+
+struct GpuHost {
+  simgrid::s4u::Host* host = nullptr;
+  int rank = 0;
+  int node = 0;
+  int index = 0;  ///< GPU index inside its node (its rail / plane)
+};
+
+class Platform {
+public:
+  /// Loads path into the engine (once per process) and collects the GPU hosts. gpu.*
+  /// overrides apply to every GPU's spec; gpu.nvlink_bw and gpu.nic_bw also re-rate the
+  /// nvlink/nic links of the platform, so a sweep need not regenerate the XML.
+  /// Link bandwidths are then scaled by the family's calibrated efficiencies.
+  static Platform load(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides);
+
+  [[nodiscard]] const std::vector<GpuHost>& gpus() const { return gpus_; }
+  [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }
+  [[nodiscard]] int gpus_per_node() const { return gpus_per_node_; }
+  [[nodiscard]] int nodes() const { return nodes_; }
+  /// The GPU spec (all GPUs of a platform are of one type; mixed platforms are rejected).
+  [[nodiscard]] const topology::GpuSpec& spec() const { return spec_; }
+  [[nodiscard]] const FamilyCalibration& calibration() const { return calibration_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  /// Links of one kind ("nvlink", "nic", "fabric"), each direction separately.
+  [[nodiscard]] const std::vector<simgrid::s4u::Link*>& links(const std::string& kind) const;
+
+private:
+  std::string path_;
+  std::vector<GpuHost> gpus_;
+  int gpus_per_node_ = 0;
+  int nodes_ = 0;
+  topology::GpuSpec spec_;
+  FamilyCalibration calibration_;
+  std::vector<simgrid::s4u::Link*> nvlink_links_, nic_links_, fabric_links_, other_links_;
+};
+
+/// Configures SimGrid for RDMA-like transfers: parallel-task (L07) host model, which
+/// shares links max-min fairly without TCP windows, slow-start gamma or cross traffic.
+/// Must be called before loading the platform.
+void configure_engine(simgrid::s4u::Engine& engine);
+
+}  // namespace tcsim::sim

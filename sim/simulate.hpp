@@ -1,0 +1,31 @@
+// One simulated training step, end to end: platform + workload (or Chakra trace) +
+// overrides -> RunResult. SimGrid allows one engine per process, so simulate() may run
+// once per process; simulate_in_child() forks to run several in one command.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/overrides.hpp"
+#include "sim/report.hpp"
+
+namespace tcsim::sim {
+
+struct RunRequest {
+  std::string platform;  ///< SimGrid platform XML
+  std::string workload;  ///< preset name or config file (empty when chakra is set)
+  std::string chakra;    ///< Chakra trace prefix (DIR/prefix), alternative to workload
+  std::vector<std::string> sets;  ///< "key=value" overrides
+};
+
+/// Keys `--set` accepts besides model.*/plan.*/gpu.* (sim.fold, sim.sm_contention, sim.algo.*).
+std::vector<std::string> sim_keys();
+
+/// Runs one step in this process (call at most once per process).
+RunResult simulate(const RunRequest& request);
+
+/// Runs simulate() in a forked child and returns its result; an InputError in the child
+/// is rethrown here with the same message.
+RunResult simulate_in_child(const RunRequest& request);
+
+}  // namespace tcsim::sim

@@ -1,0 +1,251 @@
+// Writing Chakra traces: a program written and read back has the same structure, the files
+// follow the conventions of Chakra's feeder, and external traces survive a round trip.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "test_util.hpp"
+#include "workloads/chakra/chakra.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
+
+namespace tcsim::workloads {
+namespace {
+
+using namespace tcsim::testing;
+
+/// A folded 4-rank program: lane 0 stands for ranks {0,1}, lane 1 for {2,3}; "tp" pairs
+/// {0,1},{2,3}, "dp" pairs {0,2},{1,3}; lane 0 sends to lane 1 (rank 0 -> 2, 1 -> 3).
+Program folded_program() {
+  Program p;
+  p.world_size = 4;
+  p.tokens_per_step = 4096;
+  p.model_flops_per_step = 1.5e15;
+  p.precision = Precision::FP8;
+  p.comms = {{"tp", {{0, 1}, {2, 3}}}, {"dp", {{0, 2}, {1, 3}}}};
+  p.lanes.resize(2);
+  p.lanes[0].ranks = {0, 1};
+  p.lanes[1].ranks = {2, 3};
+  auto matrix = std::make_shared<const std::vector<double>>(std::vector<double>{0, 4194304, 4194304, 0});
+  auto add = [&](int lane, Op op, const std::string& label) {
+    op.label = p.label(label);
+    p.lanes[lane].ops.push_back(std::move(op));
+  };
+  Op gemm;
+  gemm.compute.flops = 1e12;
+  gemm.compute.hbm_bytes = 2e9;
+  gemm.compute.m = 4096, gemm.compute.n = 7168, gemm.compute.k = 2048;
+  gemm.compute.precision = Precision::FP8;
+  add(0, gemm, "fwd.gemm");
+  Op tp;
+  tp.kind = OpKind::Collective, tp.stream = Stream::TpComm, tp.category = CommCategory::TpAllReduce;
+  tp.coll.comm = 0, tp.coll.bytes = 67108864, tp.deps = {0};
+  add(0, tp, "fwd.tp_all_reduce");
+  Op send;
+  send.kind = OpKind::Send, send.stream = Stream::PpComm, send.category = CommCategory::PpP2P;
+  send.p2p = {1, 16777216, 7};
+  send.deps = {1};
+  add(0, send, "fwd.pp_send");
+  Op mem;
+  mem.kind = OpKind::Memory, mem.stream = Stream::Memory, mem.compute.hbm_bytes = 1e9, mem.deps = {0};
+  mem.compute.cls = ComputeClass::Elementwise;
+  add(0, mem, "offload");
+  Op fixed;
+  fixed.compute.fixed_seconds = 12.5e-6, fixed.compute.cls = ComputeClass::Fixed, fixed.deps = {2, 3};
+  add(0, fixed, "optimizer");
+  Op a2a;
+  a2a.kind = OpKind::Collective, a2a.stream = Stream::EpComm, a2a.category = CommCategory::EpAllToAll;
+  a2a.coll.type = CollectiveType::AllToAll, a2a.coll.comm = 1, a2a.coll.bytes = 8388608;
+  a2a.coll.matrix = matrix, a2a.coll.max_nodes = 1, a2a.deps = {4};
+  add(0, a2a, "moe.dispatch");
+
+  Op recv = send;
+  recv.kind = OpKind::Recv, recv.p2p.peer_lane = 0, recv.deps = {};
+  add(1, recv, "fwd.pp_recv");
+  Op elem;
+  elem.compute.flops = 3.3e11 + 0.5, elem.compute.hbm_bytes = 1e8 + 0.25, elem.compute.cls = ComputeClass::Elementwise;
+  elem.deps = {0};
+  add(1, elem, "norm");
+  tp.deps = {1};
+  add(1, tp, "fwd.tp_all_reduce");
+  a2a.deps = {2};
+  add(1, a2a, "moe.dispatch");
+  return p;
+}
+
+const std::vector<int>* group_with(const Program& p, uint32_t comm, int rank) {
+  for (const auto& g : p.comms.at(comm).groups)
+    if (std::find(g.begin(), g.end(), rank) != g.end()) return &g;
+  return nullptr;
+}
+
+/// Checks that `got` (unfolded, lane = rank) is `want` unfolded.
+void expect_same_structure(const Program& want, const Program& got) {
+  ASSERT_EQ(got.world_size, want.world_size);
+  ASSERT_EQ(got.lanes.size(), static_cast<size_t>(want.world_size));
+  for (size_t l = 0; l < want.lanes.size(); ++l) {
+    for (size_t j = 0; j < want.lanes[l].ranks.size(); ++j) {
+      int r = want.lanes[l].ranks[j];
+      SCOPED_TRACE("rank " + std::to_string(r));
+      const auto& wops = want.lanes[l].ops;
+      const auto& gops = got.lanes[static_cast<size_t>(r)].ops;
+      EXPECT_EQ(got.lanes[static_cast<size_t>(r)].ranks, std::vector<int>{r});
+      ASSERT_EQ(gops.size(), wops.size());
+      for (size_t i = 0; i < wops.size(); ++i) {
+        SCOPED_TRACE("op " + std::to_string(i));
+        const Op &w = wops[i], &g = gops[i];
+        EXPECT_EQ(g.kind, w.kind);
+        EXPECT_EQ(g.stream, w.stream);
+        EXPECT_EQ(g.category, w.category);
+        EXPECT_EQ(got.labels.at(g.label), want.labels.at(w.label));
+        EXPECT_EQ(g.deps, w.deps);
+        if (w.kind == OpKind::Compute || w.kind == OpKind::Memory) {
+          EXPECT_EQ(g.compute.flops, w.compute.flops);
+          EXPECT_EQ(g.compute.hbm_bytes, w.compute.hbm_bytes);
+          EXPECT_EQ(g.compute.fixed_seconds, w.compute.fixed_seconds);
+          EXPECT_EQ(g.compute.cls, w.compute.cls);
+          EXPECT_EQ(g.compute.precision, w.compute.precision);
+          EXPECT_EQ(g.compute.m, w.compute.m);
+          EXPECT_EQ(g.compute.n, w.compute.n);
+          EXPECT_EQ(g.compute.k, w.compute.k);
+        } else if (w.kind == OpKind::Collective) {
+          EXPECT_EQ(g.coll.type, w.coll.type);
+          EXPECT_EQ(g.coll.bytes, w.coll.bytes);
+          EXPECT_EQ(got.comms.at(g.coll.comm).name, want.comms.at(w.coll.comm).name);
+          ASSERT_NE(group_with(got, g.coll.comm, r), nullptr);
+          EXPECT_EQ(*group_with(got, g.coll.comm, r), *group_with(want, w.coll.comm, r));
+          EXPECT_EQ(g.coll.max_nodes, w.coll.max_nodes);
+          EXPECT_EQ(g.coll.matrix == nullptr, w.coll.matrix == nullptr);
+          if (w.coll.matrix && g.coll.matrix) EXPECT_EQ(*g.coll.matrix, *w.coll.matrix);
+        } else {
+          EXPECT_EQ(g.p2p.peer_lane, static_cast<uint32_t>(want.lanes[w.p2p.peer_lane].ranks[j]));
+          EXPECT_EQ(g.p2p.bytes, w.p2p.bytes);
+          EXPECT_EQ(g.p2p.tag, w.p2p.tag);
+        }
+      }
+    }
+  }
+}
+
+TEST(ChakraWriter, FoldedProgramRoundTrips) {
+  TempDir dir;
+  Program want = folded_program();
+  ASSERT_NO_THROW(validate(want, "folded_program"));
+  write_chakra(want, dir / "step");
+  Program got = read_chakra(dir / "step");
+  expect_same_structure(want, got);
+  // The communicators come back whole (groups in order), not one per process group.
+  ASSERT_EQ(got.comms.size(), 2u);
+  EXPECT_EQ(got.comms[0].name, "tp");
+  EXPECT_EQ(got.comms[0].groups, want.comms[0].groups);
+  EXPECT_EQ(got.comms[1].name, "dp");
+  EXPECT_EQ(got.comms[1].groups, want.comms[1].groups);
+  EXPECT_EQ(got.tokens_per_step, 4096);
+  EXPECT_EQ(got.model_flops_per_step, 1.5e15);
+  EXPECT_EQ(got.precision, Precision::FP8);
+  EXPECT_NO_THROW(validate(got, dir / "step"));
+}
+
+TEST(ChakraWriter, FilesFollowChakraFeederConventions) {
+  TempDir dir;
+  write_chakra(folded_program(), dir / "step");
+  // Rank 3 is replica 1 of lane 1: recv from rank 1, then norm, tp all-reduce on {2,3}
+  // (process group 2), all-to-all on {1,3} (process group 4).
+  auto f = chakra::read_et_file(dir / "step.3.et");
+  EXPECT_EQ(f.meta.version(), "0.0.4");
+  ASSERT_EQ(f.nodes.size(), 4u);
+  for (size_t i = 0; i < f.nodes.size(); ++i) {
+    EXPECT_EQ(f.nodes[i].id(), i);  // unique, in order
+    const auto& attrs = f.nodes[i].attr();
+    auto it = std::find_if(attrs.begin(), attrs.end(), [](const auto& a) { return a.name() == "is_cpu_op"; });
+    ASSERT_NE(it, attrs.end());
+    EXPECT_TRUE(it->has_bool_val());
+    EXPECT_FALSE(it->bool_val());
+  }
+  auto attr = [](const ChakraProtoMsg::Node& n, const std::string& name) {
+    for (const auto& a : n.attr())
+      if (a.name() == name) return a;
+    ADD_FAILURE() << "no attribute " << name << " on node " << n.id();
+    return ChakraProtoMsg::AttributeProto();
+  };
+  EXPECT_EQ(f.nodes[0].type(), ChakraProtoMsg::COMM_RECV_NODE);
+  EXPECT_EQ(attr(f.nodes[0], "comm_src").int32_val(), 1);
+  EXPECT_EQ(attr(f.nodes[0], "comm_dst").int32_val(), 3);
+  EXPECT_EQ(attr(f.nodes[0], "comm_tag").int32_val(), 7);
+  EXPECT_EQ(attr(f.nodes[0], "comm_size").int64_val(), 16777216);
+  EXPECT_EQ(f.nodes[1].type(), ChakraProtoMsg::COMP_NODE);
+  EXPECT_EQ(attr(f.nodes[1], "num_ops").uint64_val(), 330000000001u);  // 3.3e11 + 0.5, rounded
+  EXPECT_EQ(std::vector<uint64_t>(f.nodes[1].data_deps().begin(), f.nodes[1].data_deps().end()), std::vector<uint64_t>{0});
+  EXPECT_EQ(f.nodes[2].type(), ChakraProtoMsg::COMM_COLL_NODE);
+  EXPECT_EQ(attr(f.nodes[2], "comm_type").int64_val(), ChakraProtoMsg::ALL_REDUCE);
+  EXPECT_EQ(attr(f.nodes[2], "comm_size").int64_val(), 67108864);
+  EXPECT_EQ(attr(f.nodes[2], "pg_name").string_val(), "2");
+  EXPECT_EQ(attr(f.nodes[3], "comm_type").int64_val(), ChakraProtoMsg::ALL_TO_ALL);
+  EXPECT_EQ(attr(f.nodes[3], "pg_name").string_val(), "4");
+  // Fixed durations go to duration_micros (rank 0's optimizer step: 12.5 us -> 13).
+  auto f0 = chakra::read_et_file(dir / "step.0.et");
+  EXPECT_EQ(f0.nodes[4].duration_micros(), 13u);
+  // ASTRA-sim's --comm-group-configuration file.
+  std::ifstream in(dir / "step.comm_groups.json");
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j, nlohmann::json::parse(R"({"1":[0,1],"2":[2,3],"3":[0,2],"4":[1,3]})"));
+}
+
+TEST(ChakraWriter, ExternalTracesRoundTrip) {
+  // Read -> write -> read keeps every op, dependency, size and peer of the ASTRA-sim ring
+  // and of Chakra's PyTorch trace.
+  TempDir dir;
+  std::string feeder = extract_feeder_trace(dir);
+  for (const std::string& src : {kRing8, kAllReduce8, feeder}) {
+    SCOPED_TRACE(src);
+    Program first = read_chakra(src);
+    write_chakra(first, dir / "copy");
+    Program second = read_chakra(dir / "copy");
+    expect_same_structure(first, second);
+  }
+}
+
+TEST(ChakraWriter, GeneratedWorkloadsRoundTrip) {
+  // The generator's folded programs (one lane for all ranks) export to one file per rank and
+  // read back unfolded with the same ops, dependencies, sizes and groups.
+  for (auto [name, gpus] : {std::pair<const char*, int>{"moe-demo", 16}, {"dense-demo", 8}}) {
+    SCOPED_TRACE(name);
+    TempDir dir;
+    Program want = generate(find_workload(name, "test"), gpus);
+    write_chakra(want, dir / "w");
+    Program got = read_chakra(dir / "w");
+    expect_same_structure(want, got);
+    EXPECT_EQ(got.tokens_per_step, want.tokens_per_step);
+    EXPECT_EQ(got.model_flops_per_step, want.model_flops_per_step);
+    EXPECT_NO_THROW(validate(got, dir / "w"));
+  }
+}
+
+TEST(ChakraWriter, RemovesStaleRankFilesOfALargerExport) {
+  TempDir dir;
+  write_chakra(read_chakra(kRing8), dir / "t");
+  write_chakra(folded_program(), dir / "t");
+  EXPECT_EQ(read_chakra(dir / "t").world_size, 4);
+  EXPECT_FALSE(std::filesystem::exists(dir / "t.4.et"));
+}
+
+TEST(ChakraWriter, RejectsPeersWithDifferentReplicaCounts) {
+  TempDir dir;
+  Program p = folded_program();
+  p.world_size = 5;
+  p.lanes[1].ranks = {2, 3, 4};
+  try {
+    write_chakra(p, dir / "t");
+    FAIL() << "expected InputError";
+  } catch (const core::InputError& e) {
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("lane 0 op 2: peer lane 1 stands for 3 ranks but this lane for 2"));
+  }
+}
+
+}  // namespace
+}  // namespace tcsim::workloads

@@ -1,0 +1,123 @@
+// A cluster: N nodes x G GPUs of one type, each node an NVSwitch domain, joined by a
+// scale-out fabric chosen by name from a registry. The cluster is a graph (GPUs and
+// switches as vertices, links as edges) plus one explicit route for every ordered GPU
+// pair, which is what a SimGrid Full-routing zone needs (see platforms/README.md).
+// Routes are computed on demand (their number grows as N^2), never stored.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/overrides.hpp"
+#include "core/units.hpp"
+#include "topology/gpu.hpp"
+
+namespace tcsim::topology {
+
+enum class LinkKind { nvlink, nic, fabric };
+const char* to_string(LinkKind kind);
+
+/// A full-duplex link: `bandwidth` in each direction separately (SimGrid SPLITDUPLEX).
+/// UP goes from endpoint `a` to endpoint `b` (from the GPU towards the core), DOWN back.
+struct Link {
+  std::string name;          ///< nvl-n{node}-g{i}, nic-n{node}-g{i}, fab-...
+  core::BytesPerSecond bandwidth;  ///< per direction
+  core::Seconds latency;
+  LinkKind kind = LinkKind::fabric;
+  int a = 0;                 ///< vertex at the lower end (GPU or lower-tier switch)
+  int b = 0;                 ///< vertex at the upper end (switch)
+};
+
+/// One link of a route and the direction it is crossed in.
+struct Hop {
+  int link = 0;
+  bool up = true;
+};
+
+/// A switching tier, for reports: its switches, how many downlinks and uplinks it has in
+/// capacity, and the resulting oversubscription (down / up capacity; 1 = non-blocking).
+struct Tier {
+  std::string name;
+  int switches = 0;
+  core::BytesPerSecond down_capacity;  ///< per switch, per direction
+  core::BytesPerSecond up_capacity;    ///< per switch, per direction (0 = top tier)
+  [[nodiscard]] double oversubscription() const {
+    return up_capacity.value() > 0 ? down_capacity.value() / up_capacity.value() : 1.0;
+  }
+};
+
+/// Fabric options from `--set fabric.<key>=value`; each fabric declares which apply.
+struct FabricOptions {
+  core::Seconds nvlink_latency = core::Seconds(3.33e-6);  ///< GPU-to-GPU through the NVSwitch, end to end
+  core::Seconds nic_latency = core::Seconds(2.8e-6);      ///< GPU-to-GPU under one leaf, end to end
+  core::Seconds hop_latency = core::Seconds(0.45e-6);     ///< per switch-to-switch link
+  int radix = 64;                 ///< switch ports (leaf and spine)
+  double oversubscription = 1.0;  ///< leaf downlink : uplink capacity
+  int nodes_per_rack = 2;         ///< clos3: nodes under one ToR
+  int racks_per_pod = 192;        ///< clos3
+  double pod_oversubscription = 7.0;  ///< clos3: pod uplinks to the aggregation layer
+  int domain_gpus = 72;           ///< nvl72: GPUs per NVLink domain
+};
+
+/// One option key a fabric accepts, with its description and default.
+struct FabricOption {
+  std::string key;  ///< "fabric.radix"
+  std::string description;
+  std::string default_value;
+};
+
+struct FabricInfo {
+  std::string name;
+  std::string description;  ///< one line
+  std::string citation;     ///< the paper or datasheet the shape follows
+  std::vector<std::string> options;  ///< keys of fabric_options() it accepts
+};
+
+/// Every registered fabric, in a stable order.
+const std::vector<FabricInfo>& fabrics();
+/// Every fabric.* option key with description and default.
+const std::vector<FabricOption>& fabric_options();
+
+class Cluster {
+public:
+  GpuSpec gpu;
+  int nodes = 0;
+  int gpus_per_node = 0;
+  std::string fabric;
+  FabricOptions options;
+  std::vector<Link> links;
+  std::vector<std::string> vertex_names;  ///< GPUs first (vertex = rank), then switches
+  std::vector<Tier> tiers;
+  int domain_gpus = 0;  ///< GPUs per NVLink domain (= gpus_per_node except nvl72)
+
+  [[nodiscard]] int gpu_count() const { return nodes * gpus_per_node; }
+  [[nodiscard]] int node_of(int rank) const { return rank / gpus_per_node; }
+  [[nodiscard]] int index_of(int rank) const { return rank % gpus_per_node; }
+  [[nodiscard]] int domain_of(int rank) const { return rank / domain_gpus; }
+  /// "gpu-n{node}-g{index}"
+  [[nodiscard]] std::string host_name(int rank) const;
+  /// The route from GPU src to GPU dst (src != dst), into out (cleared first).
+  void route(int src, int dst, std::vector<Hop>& out) const;
+  /// Links of one kind.
+  [[nodiscard]] int link_count(LinkKind kind) const;
+  /// Per-direction bandwidth between the first and second half of the GPUs (by rank),
+  /// computed as a max-flow over the link graph.
+  [[nodiscard]] core::BytesPerSecond bisection_bandwidth() const;
+  /// Most links on any route (sampled from the first and last GPU to all others).
+  [[nodiscard]] int worst_case_hops() const;
+  /// Checks that every sampled route is a path in the graph from src to dst; throws
+  /// std::logic_error otherwise (a builder bug, not an input error).
+  void check_routes_sampled() const;
+
+  std::function<void(int, int, std::vector<Hop>&)> router;  ///< set by the builder
+};
+
+/// Builds a cluster; consumes the fabric.* keys of overrides that apply to the fabric.
+/// Throws InputError for an unknown fabric, an option that does not apply, a radix that
+/// cannot build the size, or nodes/gpus_per_node out of range.
+Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const std::string& fabric,
+                      core::Overrides& overrides);
+
+}  // namespace tcsim::topology

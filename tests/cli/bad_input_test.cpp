@@ -1,0 +1,111 @@
+// Bad input on the command line: every case prints `error: ...` naming the option or
+// file, and exits with code 2 (issue 2). The tests run the real build/tcsim binary.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string err;
+};
+
+Result run(const std::string& args) {
+  const std::string err_file = (std::filesystem::temp_directory_path() / ("tcsim-cli-" + std::to_string(getpid()) + ".err")).string();
+  std::string cmd = std::string(TCSIM_BINARY) + " " + args + " >/dev/null 2>" + err_file;
+  int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  r.err.assign(std::istreambuf_iterator<char>(in), {});
+  return r;
+}
+
+std::string platform(const std::string& gpu) {
+  // One directory per test process: ctest runs tests in parallel processes.
+  static std::string dir = (std::filesystem::temp_directory_path() / ("tcsim-cli-test-" + std::to_string(getpid()))).string();
+  std::filesystem::create_directories(dir);
+  std::string path = dir + "/" + gpu + ".xml";
+  if (!std::filesystem::exists(path)) {
+    auto r = run("topo gen --gpu " + gpu + " --nodes 2 -o " + path);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  return path;
+}
+
+void expect_error(const Result& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr was: " << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+TEST(CliBadInput, UnknownGpuListsTheCatalog) {
+  expect_error(run("topo gen --gpu H900 --nodes 2 -o /tmp/x.xml"), "H800");
+}
+
+TEST(CliBadInput, QuantityWithoutUnit) {
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set gpu.nvlink_bw=200"), "GBps");
+}
+
+TEST(CliBadInput, EpNotDividingExperts) {
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set plan.ep=7"), "plan.ep");
+}
+
+TEST(CliBadInput, MissingPlatformFile) {
+  expect_error(run("run --platform /nonexistent/p.xml --workload moe-demo"), "/nonexistent/p.xml");
+}
+
+TEST(CliBadInput, PlatformThatIsNotSimgridXml) {
+  auto path = std::filesystem::temp_directory_path() / ("tcsim-cli-not-xml-" + std::to_string(getpid()) + ".xml");
+  std::ofstream(path) << "this is not XML\n";
+  expect_error(run("run --platform " + path.string() + " --workload moe-demo"), path.string());
+}
+
+TEST(CliBadInput, UnknownSetKey) {
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set gpu.nvlnk_bw=200GBps"), "gpu.nvlnk_bw");
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set foo.bar=1"), "foo.bar");
+}
+
+TEST(CliBadInput, UnknownWorkloadAndAlgorithm) {
+  expect_error(run("run --platform " + platform("H800") + " --workload no-such-model"), "moe-demo");
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set sim.algo.all_reduce=magic"), "ring");
+}
+
+TEST(CliBadInput, UnwritableOutput) {
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --out /nonexistent/dir/r.json"), "--out");
+}
+
+TEST(CliRun, WritesTheFoundationJsonKeys) {
+  auto out = std::filesystem::temp_directory_path() / ("tcsim-cli-run-" + std::to_string(getpid()) + ".json");
+  auto r = run("run --platform " + platform("H800") + " --workload moe-demo --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  for (const char* key : {"\"step_time_s\"", "\"tokens_per_second\"", "\"mfu\"", "\"compute_s\"", "\"exposed_comm_s\"",
+                          "\"ep_all_to_all\"", "\"dp_all_reduce\"", "\"gpu\": \"H800\"", "\"inputs\""}) {
+    EXPECT_NE(text.find(key), std::string::npos) << key;
+  }
+}
+
+TEST(CliRun, CompareShowsTheSlowdownOfTheNvlinkCut) {
+  auto out = std::filesystem::temp_directory_path() / ("tcsim-cli-compare-" + std::to_string(getpid()) + ".json");
+  auto r = run("compare --platform " + platform("H100") + " --platform " + platform("H800") + " --workload moe-demo --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto pos = text.find("\"step_time_ratio\": ");
+  ASSERT_NE(pos, std::string::npos);
+  double ratio = std::stod(text.substr(pos + 19));
+  EXPECT_GT(ratio, 1.0);  // H800's NVLink carries the EP8 all-to-all at 200 instead of 450 GB/s
+}

@@ -65,7 +65,7 @@ public:
       : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options) {}
 
   ExecutionTrace run() {
-    if (program_.world_size != platform_.size()) {
+    if (program_.world_size > platform_.size()) {
       throw core::InputError("program", "needs " + std::to_string(program_.world_size) + " GPUs but platform " +
                                             platform_.path() + " has " + std::to_string(platform_.size()));
     }

@@ -16,6 +16,7 @@
 #include "sim/cost_model.hpp"
 #include "sim/executor.hpp"
 #include "sim/platform.hpp"
+#include "workloads/chakra/chakra.hpp"
 #include "workloads/generator.hpp"
 #include "workloads/model.hpp"
 
@@ -45,9 +46,16 @@ RunResult simulate(const RunRequest& req) {
 
   // The workload is resolved before SimGrid starts so that bad input fails fast.
   if (req.workload.empty() && req.chakra.empty()) throw InputError("tcsim run", "give --workload NAME|FILE or --chakra DIR/prefix");
-  if (!req.chakra.empty()) throw InputError("--chakra", "Chakra replay is not wired into `tcsim run` yet");
-  auto workload = workloads::find_workload(req.workload, "--workload");
-  workloads::apply_workload_overrides(workload, overrides);
+  if (!req.chakra.empty() && !req.workload.empty()) throw InputError("--chakra", "give either --workload or --chakra, not both");
+  const bool replay = !req.chakra.empty();
+  workloads::config::Workload workload;
+  workloads::Program program;
+  if (replay) {
+    program = workloads::read_chakra(req.chakra);
+  } else {
+    workload = workloads::find_workload(req.workload, "--workload");
+    workloads::apply_workload_overrides(workload, overrides);
+  }
   workloads::GeneratorOptions gen;
   ExecutorOptions exec_opts;
   if (auto v = overrides.take("sim.fold")) gen.fold = parse_bool(*v, overrides.where("sim.fold"));
@@ -69,15 +77,15 @@ RunResult simulate(const RunRequest& req) {
   for (const auto& k : sim_keys()) known.push_back(k);
   overrides.check_all_taken(known);
 
-  workloads::Program program = workloads::generate(workload, platform.size(), gen);
+  if (!replay) program = workloads::generate(workload, platform.size(), gen);
   CostModel cost(platform.spec(), platform.calibration());
   ExecutionTrace trace = execute(platform, program, cost, selector, exec_opts);
 
   RunResult r;
   r.gpu = platform.spec().name;
   r.platform = req.platform;
-  r.workload = workload.name().empty() ? req.workload : workload.name();
-  r.gpus = platform.size();
+  r.workload = replay ? "chakra:" + req.chakra : (workload.name().empty() ? req.workload : workload.name());
+  r.gpus = program.world_size;
   r.nodes = platform.nodes();
   r.step_time_s = trace.step_time;
   r.tokens_per_step = program.tokens_per_step;
@@ -92,8 +100,12 @@ RunResult simulate(const RunRequest& req) {
   r.ptasks = trace.ptasks;
   r.activities = trace.activities;
   r.inputs["overrides"] = req.sets;
-  r.inputs["model"] = nlohmann::ordered_json::parse(core::to_json(workloads::workload_model(workload, "--workload")));
-  r.inputs["plan"] = nlohmann::ordered_json::parse(core::to_json(workload.plan()));
+  if (replay) {
+    r.inputs["chakra"] = req.chakra;
+  } else {
+    r.inputs["model"] = nlohmann::ordered_json::parse(core::to_json(workloads::workload_model(workload, "--workload")));
+    r.inputs["plan"] = nlohmann::ordered_json::parse(core::to_json(workload.plan()));
+  }
   r.inputs["gpu_spec"] = topology::to_properties(platform.spec());
   r.inputs["calibration_family"] = platform.calibration().family +
                                    (platform.calibration().borrowed_from.empty() ? "" : " (borrowed from " + platform.calibration().borrowed_from + ")");

@@ -140,8 +140,8 @@ public:
     if (queue_.empty()) return summary_;
     wait_sigchld();
     wait_stop();
-    tick();
     launch_more();
+    tick();
     io_.run();
     if (progress_) std::fprintf(stderr, "\r\033[K");
     if (fatal_) std::rethrow_exception(fatal_);

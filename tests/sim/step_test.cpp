@@ -1,6 +1,7 @@
 // End-to-end steps through sim::simulate (each in its own process).
 #include <gtest/gtest.h>
 
+#include "sim/calibration.hpp"
 #include "sim/simulate.hpp"
 #include "tests/sim/sim_test_util.hpp"
 
@@ -73,4 +74,18 @@ TEST(Step, NvlinkOverrideReratesThePlatform) {
   auto full = sim::simulate_in_child({xml, "moe-demo", "", {}});
   auto cut = sim::simulate_in_child({xml, "moe-demo", "", {"gpu.nvlink_bw=200GBps"}});
   EXPECT_GT(cut.step_time_s, full.step_time_s);
+}
+
+TEST(ChakraReplay, AstraSimAllReduceMatchesAlphaBeta) {
+  // ASTRA-sim's microbenchmark: 1 MiB all-reduce on 8 ranks (shared/external, MANIFEST.tsv),
+  // replayed on one node of 8 H100 with the ring algorithm:
+  // 2(n-1)/n * S/B + 2(n-1) * alpha, B = 450 GB/s x Hopper NVLink efficiency, alpha = 3.33 us.
+  auto xml = simtest::make_platform("H100", 1);
+  const std::string prefix = std::string(TCSIM_SOURCE_DIR) +
+                             "/../shared/external/astra-sim/astra-sim/examples/workload/microbenchmarks/all_reduce/8npus_1MB/all_reduce";
+  auto r = sim::simulate_in_child({xml, "", prefix, {"sim.algo.all_reduce=ring"}});
+  const double n = 8, S = 1048576, B = 450e9 * sim::calibration_for("hopper").nvlink_efficiency;
+  const double expected = 2 * (n - 1) / n * S / B + 2 * (n - 1) * 3.33e-6;
+  EXPECT_NEAR(r.step_time_s, expected, 0.02 * expected);
+  EXPECT_GT(r.breakdown.exposed_comm_s.size(), 0u);
 }

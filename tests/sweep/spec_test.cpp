@@ -34,14 +34,14 @@ std::string error_of(const std::string& text, ExpandOptions opts = {}) {
   return "(no error)";
 }
 
-TEST(Fnv1a64, MatchesPublishedVectors) {
+TEST(SweepFnv1a64, MatchesPublishedVectors) {
   // Test vectors from the FNV reference (http://www.isthe.com/chongo/tech/comp/fnv/).
   EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ull);
   EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
   EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ull);
 }
 
-TEST(PointId, IsTwelveHexDigitsOfTheCanonicalSettings) {
+TEST(SweepPointId, IsTwelveHexDigitsOfTheCanonicalSettings) {
   Settings s = {{"run.workload", "w"}, {"gpu.nvlink_bw", "400GBps"}, {"run.platform", "p.xml"}};
   EXPECT_EQ(canonical(s), "gpu.nvlink_bw=400GBps\nrun.platform=p.xml\nrun.workload=w\n");
   std::string id = point_id(s);
@@ -114,7 +114,7 @@ TEST(SweepSpec, FilterKeepsMatchingPoints) {
   EXPECT_EQ(s.points.size(), 9u + 3u);
 }
 
-TEST(Filter, ComparesTextNumbersAndQuantities) {
+TEST(SweepFilter, ComparesTextNumbersAndQuantities) {
   Settings s = {{"run.gpu", "H800"}, {"gpu.nvlink_bw", "400GBps"}, {"plan.tp", "8"}};
   auto m = [&](const std::string& f) { return Filter::parse(f, "f").matches(s); };
   EXPECT_TRUE(m("run.gpu == 'H800'"));
@@ -173,7 +173,7 @@ TEST(SweepSpec, RefusesMoreThanMaxPointsWithoutForce) {
   EXPECT_EQ(expand_text(text + R"( filter: "plan.tp <= 2")", {20, false}).points.size(), 10u);
 }
 
-TEST(Shard, PartitionCoversEveryPointExactlyOnce) {
+TEST(SweepShard, PartitionCoversEveryPointExactlyOnce) {
   Sweep s = expand_text(std::string(kBase) + R"(
     axis { key: "plan.tp" values: "1" values: "2" values: "3" values: "4" values: "5" values: "6" values: "7" }
     axis { key: "plan.pp" values: "1" values: "2" values: "3" })");
@@ -193,7 +193,7 @@ TEST(Shard, PartitionCoversEveryPointExactlyOnce) {
   }
 }
 
-TEST(Shard, RejectsBadShardSpecs) {
+TEST(SweepShard, RejectsBadShardSpecs) {
   EXPECT_EQ(parse_shard("2/3", "--shard").index, 2);
   EXPECT_EQ(parse_shard("2/3", "--shard").count, 3);
   for (const char* bad : {"3/2", "2/2", "0/0", "1", "-1/2", "a/b", "1/", "/2", "1/2/3", " 1/2"})

@@ -37,7 +37,10 @@ protected:
     ::setenv("FAKE_TCSIM_LOG", log.c_str(), 1);
   }
   void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir);
+    if (HasFailure()) return;
+    fs::remove_all(dir);
+    std::error_code ec;
+    fs::remove(dir.parent_path(), ec);  // only when empty
   }
 
   fs::path write(const std::string& name, const std::string& text) {

@@ -3,10 +3,19 @@
 // phase is a set of simultaneous transfers that the executor runs as one SimGrid
 // parallel task, so every phase loads the real links of the platform and shares them
 // max-min fairly with whatever else runs (DESIGN.md, key decision 5).
+//
+// Registered (see algorithms() for the one-line descriptions with citations):
+//   all_reduce     ring (multi-channel across nodes), tree (NCCL 2.4 double binary tree),
+//                  hierarchical (intra RS, inter AR per rail, intra AG), nvls
+//   reduce_scatter ring, hierarchical        all_gather ring, hierarchical
+//   all_to_all     direct, hierarchical (DeepEP: fabric to the same-index GPU of the
+//                  target node, then NVLink; node-limited routing)
+//   broadcast, reduce: ring
 #pragma once
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +44,22 @@ struct TopologyView {
   double nvlink_efficiency = 1, nvls_efficiency = 0;
 };
 
+/// How the all-to-alls of a run are routed when they carry MoE tokens (DeepEP-style
+/// deduplication). Set per run (`--set sim.moe.top_k=8 sim.moe.max_nodes=4`; simulate()
+/// takes the defaults from the workload's MoE spec).
+struct MoeRouting {
+  /// Copies per token counted in an all-to-all's bytes (the MoE top-k); 0 = unknown, no
+  /// deduplication (every copy travels on its own).
+  int top_k = 0;
+  /// Node-limited routing: a token reaches at most this many nodes (0 = unlimited).
+  /// CollectiveOp::max_nodes, when set, takes precedence.
+  int max_nodes = 0;
+};
+
+struct AlgorithmContext {
+  MoeRouting moe;
+};
+
 struct Algorithm {
   std::string name;
   std::string description;  ///< one line, with the source it follows
@@ -45,22 +70,53 @@ struct Algorithm {
       phases;
 };
 
-/// All registered algorithms, in a stable order.
+/// All registered algorithms, in a stable order (bound to a default AlgorithmContext).
 const std::vector<Algorithm>& algorithms();
+/// The registry bound to a context (what a configured AlgorithmSelector uses).
+std::vector<Algorithm> algorithms(const AlgorithmContext& context);
+
+/// Expected distinct nodes and ranks a token reaches when its top_k copies go to experts
+/// spread evenly over `nodes` nodes of `gpus_per_node` ranks, limited to `max_nodes`
+/// nodes (0 = unlimited), experts drawn uniformly: L (1 - (1 - 1/L)^k) with L the
+/// reachable nodes (resp. ranks). The basis of DeepEP-style deduplication.
+struct TokenFanout {
+  double nodes = 0;  ///< distinct nodes per token
+  double ranks = 0;  ///< distinct ranks per token
+};
+TokenFanout token_fanout(int top_k, int nodes, int gpus_per_node, int max_nodes);
 
 /// Chooses algorithms per collective type: automatic as NCCL does (by group shape and
 /// size), or forced with `--set sim.algo.<type>=<name>` (e.g. sim.algo.all_reduce=ring).
 class AlgorithmSelector {
 public:
-  AlgorithmSelector() = default;
-  /// Takes the sim.algo.* keys; unknown types or names are InputErrors listing valid ones.
+  AlgorithmSelector();
+  /// Takes the sim.algo.* and sim.moe.* keys; unknown types or names are InputErrors
+  /// listing valid ones.
   void configure(core::Overrides& overrides);
+  /// Sets the MoE routing used by all-to-alls (sim.moe.* keys given to configure win).
+  void set_default_moe(const MoeRouting& moe);
+  [[nodiscard]] const MoeRouting& moe() const { return context_.moe; }
+  /// Throws InputError (with the fix) when a forced algorithm does not apply.
   [[nodiscard]] const Algorithm& select(const std::vector<int>& group, const workloads::CollectiveOp& op,
                                         const TopologyView& topo) const;
+  /// The name auto-selection (or the override) picks, for reports and `bench`.
   static std::vector<std::string> keys();
 
+  /// Size thresholds of the automatic choice (bytes per rank, nccl-tests convention).
+  static constexpr double kTreeMaxBytes = 32.0 * 1024 * 1024;
+
+  /// Bytes (x byte_scale) of every collective transfer this selector's algorithms planned,
+  /// by (src, dst) rank: the basis of the link utilisation report (point-to-point sends do
+  /// not pass through here).
+  [[nodiscard]] const std::map<std::pair<int, int>, double>& traffic() const { return *traffic_; }
+
 private:
+  std::shared_ptr<std::map<std::pair<int, int>, double>> traffic_ = std::make_shared<std::map<std::pair<int, int>, double>>();
+  void rebind();
   std::map<workloads::CollectiveType, std::string> forced_;
+  AlgorithmContext context_;
+  bool moe_top_k_set_ = false, moe_max_nodes_set_ = false;
+  std::vector<Algorithm> bound_;
 };
 
 }  // namespace tcsim::sim

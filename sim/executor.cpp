@@ -50,10 +50,11 @@ struct Chain {
   std::shared_ptr<Instance> instance;  // for collectives
   // for p2p: the two (lane, op) ends
   std::vector<std::pair<uint32_t, uint32_t>> p2p_ends;
+  double delay_after = 0;  // latency of coalesced steps, paid after the current task
 };
 
 struct Handle {
-  enum Kind { ComputeTimer, PhaseTask } kind = ComputeTimer;
+  enum Kind { ComputeTimer, PhaseTask, PhaseDelay } kind = ComputeTimer;
   uint32_t lane = 0, op = 0;  // ComputeTimer
   std::shared_ptr<Chain> chain;  // PhaseTask
 };
@@ -70,7 +71,7 @@ public:
                                             platform_.path() + " has " + std::to_string(platform_.size()));
     }
     topo_.node_of_rank.resize(static_cast<size_t>(platform_.size()));
-    for (const auto& g : platform_.gpus()) topo_.node_of_rank[static_cast<size_t>(g.rank)] = g.node;
+    for (const auto& g : platform_.gpus()) topo_.node_of_rank[static_cast<size_t>(g.rank)] = g.domain;  // "same node" = same NVLink domain
     topo_.nvls = platform_.spec().nvls;
     topo_.nvlink_efficiency = platform_.calibration().nvlink_efficiency;
     topo_.nvls_efficiency = platform_.calibration().nvls_efficiency;
@@ -150,8 +151,7 @@ private:
       complete_op(lane, i);
       return;
     }
-    sg::Host* host = platform_.gpus()[static_cast<size_t>(program_.lanes[lane].ranks.front())].host;
-    auto exec = sg::Exec::init()->set_host(host)->set_flops_amount(seconds * host->get_speed());
+    auto exec = sg::Exec::init()->set_host(platform_.timer_host())->set_flops_amount(seconds);
     auto h = std::make_unique<Handle>();
     h->kind = Handle::ComputeTimer;
     h->lane = lane;
@@ -262,6 +262,16 @@ private:
       return;
     }
     const Phase& ph = chain->phases[chain->next++];
+    // Coalescing: m consecutive identical phases (the 2(n-1) steps of a ring) run as one
+    // parallel task of m times the bytes, followed by (m-1) x the phase's route latency.
+    // On an idle fabric this is exact; under contention each step would see the same
+    // sharing anyway, only the latency gaps move to the end (ARCHITECTURE.md).
+    size_t repeat = 1;
+    while (chain->next < chain->phases.size() && same_phase(chain->phases[chain->next], ph)) {
+      ++repeat;
+      ++chain->next;
+    }
+    chain->delay_after = repeat > 1 ? static_cast<double>(repeat - 1) * phase_latency(ph) : 0.0;
     std::vector<sg::Host*> hosts;
     std::unordered_map<int, size_t> index;
     for (const auto& t : ph.transfers) {
@@ -271,12 +281,49 @@ private:
     }
     const size_t k = hosts.size();
     std::vector<double> bytes(k * k, 0.0);
-    for (const auto& t : ph.transfers) bytes[index[t.src] * k + index[t.dst]] += t.bytes * ph.byte_scale;
+    const double scale = ph.byte_scale * static_cast<double>(repeat);
+    for (const auto& t : ph.transfers) bytes[index[t.src] * k + index[t.dst]] += t.bytes * scale;
     auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
     auto h = std::make_unique<Handle>();
     h->kind = Handle::PhaseTask;
     h->chain = chain;
     ++trace_.ptasks;
+    launch(exec, std::move(h));
+  }
+
+  static bool same_phase(const Phase& a, const Phase& b) {
+    if (a.transfers.size() != b.transfers.size() || a.byte_scale != b.byte_scale) return false;
+    for (size_t i = 0; i < a.transfers.size(); ++i) {
+      const auto &x = a.transfers[i], &y = b.transfers[i];
+      if (x.src != y.src || x.dst != y.dst || x.bytes != y.bytes) return false;
+    }
+    return true;
+  }
+
+  // Largest route latency among the transfers of a phase (routes cached per pair).
+  double phase_latency(const Phase& ph) {
+    double worst = 0;
+    for (const auto& t : ph.transfers) {
+      const uint64_t key = (static_cast<uint64_t>(t.src) << 32) | static_cast<uint32_t>(t.dst);
+      auto it = latency_cache_.find(key);
+      if (it == latency_cache_.end()) {
+        std::vector<sg::Link*> links;
+        double lat = 0;
+        platform_.gpus()[static_cast<size_t>(t.src)].host->route_to(platform_.gpus()[static_cast<size_t>(t.dst)].host, links, &lat);
+        it = latency_cache_.emplace(key, lat).first;
+      }
+      worst = std::max(worst, it->second);
+    }
+    return worst;
+  }
+
+  void start_delay(const std::shared_ptr<Chain>& chain) {
+    const double d = chain->delay_after;
+    chain->delay_after = 0;
+    auto exec = sg::Exec::init()->set_host(platform_.timer_host())->set_flops_amount(d);
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::PhaseDelay;
+    h->chain = chain;
     launch(exec, std::move(h));
   }
 
@@ -302,6 +349,8 @@ private:
     handles_.erase(it);
     if (owned->kind == Handle::ComputeTimer) {
       complete_op(owned->lane, owned->op);
+    } else if (owned->kind == Handle::PhaseTask && owned->chain->delay_after > 0) {
+      start_delay(owned->chain);
     } else {
       next_phase(owned->chain);
     }
@@ -367,6 +416,7 @@ private:
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, P2PQueue> p2p_;
   std::unordered_map<Handle*, std::pair<std::unique_ptr<Handle>, sg::ExecPtr>> handles_;
   std::vector<sg::ExecPtr> retired_;
+  std::unordered_map<uint64_t, double> latency_cache_;
   ExecutionTrace trace_;
 };
 

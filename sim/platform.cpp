@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/quantity.hpp"
+#include "sim/fabric_zone.hpp"
 
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
@@ -48,9 +49,18 @@ const std::vector<sg::Link*>& Platform::links(const std::string& kind) const {
   return other_links_;
 }
 
+Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides) {
+  // The zone registers itself with the engine; SimGrid owns it from here on.
+  auto shared = std::make_shared<const topology::Cluster>(cluster);
+  auto* root = sg::create_full_zone("tcsim");
+  new FabricZone("tcsim-" + cluster.fabric, shared, root);
+  std::string name = std::to_string(cluster.gpu_count()) + " x " + cluster.gpu.name + " (" + cluster.fabric + ", in memory)";
+  Platform p = collect(engine, name, overrides, root);
+  root->seal();
+  return p;
+}
+
 Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overrides& overrides) {
-  Platform p;
-  p.path_ = path;
   if (!std::filesystem::exists(path)) {
     throw InputError(path, "platform file does not exist; write one with `tcsim topo gen` or see platforms/README.md");
   }
@@ -61,8 +71,18 @@ Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overr
     throw InputError(path, "not a loadable SimGrid platform: " + msg +
                                " (a platform is SimGrid 4.1 XML with the <!DOCTYPE platform ...> line; see platforms/README.md)");
   }
+  return collect(engine, path, overrides, engine.get_netzone_root());
+}
 
+Platform Platform::collect(sg::Engine& engine, const std::string& path, core::Overrides& overrides, sg::NetZone* parent) {
+  Platform p;
+  p.path_ = path;
   std::vector<sg::Host*> hosts = engine.get_all_hosts();
+  // Timers live on their own host in their own zone (no routes: it never communicates).
+  auto* timers = sg::create_full_zone("tcsim-timers");
+  timers->set_parent(parent);
+  p.timer_host_ = timers->create_host("tcsim-timer", 1.0)->set_core_count(1000000)->seal();
+  timers->seal();
   for (sg::Host* h : hosts) {
     const char* role = h->get_property("tcsim.role");
     if (role == nullptr || std::string(role) != "gpu") continue;
@@ -71,6 +91,8 @@ Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overr
     g.rank = int_prop(h, "tcsim.rank", path);
     g.node = int_prop(h, "tcsim.node", path);
     g.index = int_prop(h, "tcsim.index", path);
+    // NVLink domain: a node, or a rack-scale domain (nvl72) when the platform says so.
+    g.domain = h->get_property("tcsim.domain") != nullptr ? int_prop(h, "tcsim.domain", path) : g.node;
     p.gpus_.push_back(g);
   }
   if (p.gpus_.empty()) {

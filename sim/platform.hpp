@@ -11,6 +11,7 @@
 
 #include "core/overrides.hpp"
 #include "sim/calibration.hpp"
+#include "topology/cluster.hpp"
 #include "topology/gpu.hpp"
 
 namespace tcsim::sim {
@@ -20,6 +21,7 @@ struct GpuHost {
   int rank = 0;
   int node = 0;
   int index = 0;  ///< GPU index inside its node (its rail / plane)
+  int domain = 0; ///< NVLink domain (the node, or a rack-scale domain such as NVL72)
 };
 
 class Platform {
@@ -29,6 +31,10 @@ public:
   /// nvlink/nic links of the platform, so a sweep need not regenerate the XML.
   /// Link bandwidths are then scaled by the family's calibrated efficiencies.
   static Platform load(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides);
+  /// Builds the platform of a generated cluster in memory (sim/fabric_zone.hpp): same
+  /// hosts, properties and links as its `topo gen` XML, routes computed on demand, so it
+  /// scales to tens of thousands of GPUs. gpu.* overrides must already be in cluster.gpu.
+  static Platform build(simgrid::s4u::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides);
 
   [[nodiscard]] const std::vector<GpuHost>& gpus() const { return gpus_; }
   [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }
@@ -40,14 +46,20 @@ public:
   [[nodiscard]] const std::string& path() const { return path_; }
   /// Links of one kind ("nvlink", "nic", "fabric"), each direction separately.
   [[nodiscard]] const std::vector<simgrid::s4u::Link*>& links(const std::string& kind) const;
+  /// A host outside the network with a million cores of speed 1: timers (compute ops,
+  /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
+  [[nodiscard]] simgrid::s4u::Host* timer_host() const { return timer_host_; }
 
 private:
+  static Platform collect(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides,
+                          simgrid::s4u::NetZone* parent);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;
   int nodes_ = 0;
   topology::GpuSpec spec_;
   FamilyCalibration calibration_;
+  simgrid::s4u::Host* timer_host_ = nullptr;
   std::vector<simgrid::s4u::Link*> nvlink_links_, nic_links_, fabric_links_, other_links_;
 };
 

@@ -108,6 +108,10 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   for (const auto& [k, v] : r.breakdown.comm_s) comm[k] = v;
   b["comm_in_flight_s"] = comm;
   j["breakdown"] = b;
+  j["training"] = to_json(r.training);
+  nlohmann::ordered_json util = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : r.link_utilisation) util[k] = v;
+  j["link_utilisation"] = util;
   j["algorithms"] = r.algorithms;
   j["inputs"] = r.inputs;
   j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"activities", r.activities}};
@@ -136,6 +140,20 @@ std::string format_table(const RunResult& r) {
   }
   s += "  overlapped comm    " + fmt("%10.3f ms", r.breakdown.overlapped_comm_s * 1e3) + "\n";
   s += "  idle (bubble)      " + fmt("%10.3f ms", r.breakdown.bubble_s * 1e3) + "\n";
+  for (const auto& [k, v] : r.link_utilisation) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  link util %-15s %10.1f %%\n", k.c_str(), v * 100);
+    s += line;
+  }
+  s += "  cluster power      " + fmt("%10.3f MW", r.training.avg_cluster_power_mw) + "\n";
+  s += "  GPU-h / 1T tokens  " + fmt("%10.0f", r.training.gpu_hours_per_trillion_tokens) + "\n";
+  if (r.training.tokens) {
+    s += "  tokens             " + fmt("%10.3g", *r.training.tokens) + "\n";
+    s += "  time to train      " + fmt("%10.2f days", r.training.time_to_train_days) + "\n";
+    s += "  GPU hours          " + fmt("%10.0f", r.training.gpu_hours) + "\n";
+    s += "  cost               " + fmt("%10.0f USD", r.training.cost_usd) + "\n";
+    s += "  energy             " + fmt("%10.1f MWh", r.training.energy_mwh) + "\n";
+  }
   return s;
 }
 
@@ -165,6 +183,24 @@ std::string format_comparison(const RunResult& a, const RunResult& b) {
     row("exposed " + k, get(a), get(b), "ms", 1e3);
   }
   row("idle (bubble)", a.breakdown.bubble_s, b.breakdown.bubble_s, "ms", 1e3);
+  row("overlapped comm", a.breakdown.overlapped_comm_s, b.breakdown.overlapped_comm_s, "ms", 1e3);
+  std::set<std::string> tiers;
+  for (const auto& [k, v] : a.link_utilisation) tiers.insert(k);
+  for (const auto& [k, v] : b.link_utilisation) tiers.insert(k);
+  for (const auto& k : tiers) {
+    auto get = [&](const RunResult& r) {
+      auto it = r.link_utilisation.find(k);
+      return it == r.link_utilisation.end() ? 0.0 : it->second;
+    };
+    row("link util " + k, get(a), get(b), "%", 100);
+  }
+  row("cluster power", a.training.avg_cluster_power_mw, b.training.avg_cluster_power_mw, "MW", 1);
+  row("GPU-h per 1T tokens", a.training.gpu_hours_per_trillion_tokens, b.training.gpu_hours_per_trillion_tokens, "", 1);
+  if (a.training.tokens && b.training.tokens) {
+    row("time to train", a.training.time_to_train_days, b.training.time_to_train_days, "days", 1);
+    row("cost", a.training.cost_usd, b.training.cost_usd, "USD", 1);
+    row("energy", a.training.energy_mwh, b.training.energy_mwh, "MWh", 1);
+  }
   char tail[200];
   std::snprintf(tail, sizeof tail, "  slowdown (%s / %s step time): %.3fx\n", b.gpu.c_str(), a.gpu.c_str(),
                 a.step_time_s > 0 ? b.step_time_s / a.step_time_s : 0.0);
@@ -194,6 +230,9 @@ RunResult from_json(const nlohmann::ordered_json& j) {
   for (const auto& [k, v] : b.at("exposed_comm_s").items()) r.breakdown.exposed_comm_s[k] = v.get<double>();
   for (const auto& [k, v] : b.at("comm_in_flight_s").items()) r.breakdown.comm_s[k] = v.get<double>();
   r.algorithms = j.at("algorithms").get<std::vector<std::string>>();
+  if (j.contains("training")) r.training = training_from_json(j.at("training"));
+  if (j.contains("link_utilisation"))
+    for (const auto& [k, v] : j.at("link_utilisation").items()) r.link_utilisation[k] = v.get<double>();
   r.inputs = j.at("inputs");
   r.ops = j.at("simulation").at("ops").get<size_t>();
   r.ptasks = j.at("simulation").at("parallel_tasks").get<size_t>();

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/energy.hpp"
 #include "sim/executor.hpp"
 #include "workloads/program.hpp"
 
@@ -41,6 +42,12 @@ struct RunResult {
   nlohmann::ordered_json inputs;  ///< resolved inputs: overrides, model, plan
   std::vector<std::string> algorithms;
   size_t ops = 0, ptasks = 0, activities = 0;
+  /// Time to train, GPU hours, cost, energy and power (sim/energy.hpp).
+  TrainingEstimate training;
+  /// Average utilisation over the step per link tier ("nvlink", "nic", "fabric.leaf_uplink",
+  /// ...): bytes carried / (effective bandwidth x step time), averaged over the tier's
+  /// links and both directions. Empty when not measured.
+  std::map<std::string, double> link_utilisation;
 };
 
 nlohmann::ordered_json to_json(const RunResult& r);

@@ -3,7 +3,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <map>
+#include <optional>
 #include <cstring>
 #include <string>
 
@@ -14,8 +17,11 @@
 #include "core/proto_util.hpp"
 #include "sim/collectives.hpp"
 #include "sim/cost_model.hpp"
+#include "sim/energy.hpp"
 #include "sim/executor.hpp"
 #include "sim/platform.hpp"
+#include "sim/timeline.hpp"
+#include "topology/cluster.hpp"
 #include "workloads/chakra/chakra.hpp"
 #include "workloads/generator.hpp"
 #include "workloads/model.hpp"
@@ -27,6 +33,7 @@ using core::InputError;
 std::vector<std::string> sim_keys() {
   std::vector<std::string> k = {"sim.fold", "sim.sm_contention"};
   for (const auto& a : AlgorithmSelector::keys()) k.push_back(a);
+  for (const auto& a : PowerModel::keys()) k.push_back(a);
   return k;
 }
 
@@ -36,6 +43,47 @@ bool parse_bool(const std::string& v, const std::string& where) {
   if (v == "true" || v == "1" || v == "on" || v == "yes") return true;
   if (v == "false" || v == "0" || v == "off" || v == "no") return false;
   throw InputError(where, "expected true or false, got '" + v + "'");
+}
+
+// Tier of a link for the utilisation report: nvlink, nic, or fabric.<tier> from the
+// fabric link's name (fab-tor*, fab-pod*, fab-r*/fab-p* leaf uplinks; topology/cluster.cpp).
+std::string link_tier(const std::string& kind, const std::string& name) {
+  if (kind != "fabric") return kind;
+  std::string rest = name.substr(name.rfind("fab-", 0) == 0 ? 4 : 0);
+  if (rest.rfind("tor", 0) == 0) return "fabric.tor_uplink";
+  if (rest.rfind("pod", 0) == 0) return "fabric.pod_uplink";
+  if (rest.size() > 1 && (rest[0] == 'r' || rest[0] == 'p') && std::isdigit(static_cast<unsigned char>(rest[1])))
+    return "fabric.leaf_uplink";
+  return "fabric.other";
+}
+
+// Bytes each link carried (SimGrid's link load plugin) over its effective capacity for the
+// step, averaged per tier.
+// Computed from the collective traffic the algorithms planned, routed over SimGrid's routes
+// (SimGrid's link load plugin does not see L07 parallel tasks: measured 0 here).
+std::map<std::string, double> link_utilisation(const Platform& platform, const AlgorithmSelector& selector, double step_time) {
+  std::map<std::string, std::pair<double, int>> acc;
+  if (step_time <= 0) return {};
+  std::map<const sg::Link*, double> carried;
+  std::vector<sg::Link*> route;
+  for (const auto& [pair, bytes] : selector.traffic()) {
+    route.clear();
+    double latency = 0;
+    platform.gpus()[static_cast<size_t>(pair.first)].host->route_to(platform.gpus()[static_cast<size_t>(pair.second)].host, route,
+                                                                    &latency);
+    for (sg::Link* l : route) carried[l] += bytes;
+  }
+  for (const char* kind : {"nvlink", "nic", "fabric"})
+    for (sg::Link* l : platform.links(kind)) {
+      auto& a = acc[link_tier(kind, l->get_name())];
+      auto it = carried.find(l);
+      if (it != carried.end()) a.first += it->second / (l->get_bandwidth() * step_time);
+      a.second += 1;
+    }
+  std::map<std::string, double> out;
+  for (const auto& [k, v] : acc)
+    if (v.second > 0) out[k] = v.first / v.second;
+  return out;
 }
 
 }  // namespace
@@ -62,6 +110,18 @@ RunResult simulate(const RunRequest& req) {
   if (auto v = overrides.take("sim.sm_contention")) exec_opts.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
   AlgorithmSelector selector;
   selector.configure(overrides);
+  if (!replay) {
+    // MoE all-to-alls are routed with the model's top-k and node limit (DeepEP-style
+    // deduplication; sim.moe.* overrides win).
+    auto model = workloads::workload_model(workload, "--workload");
+    if (model.has_moe() && model.moe().top_k() > 0) {
+      selector.set_default_moe({static_cast<int>(model.moe().top_k()), static_cast<int>(model.moe().max_nodes_per_token())});
+    }
+  }
+  const PowerModel power = PowerModel::from_overrides(overrides);
+  std::optional<double> tokens;
+  if (!req.tokens.empty()) tokens = parse_tokens(req.tokens, "--tokens");
+  check_trace_path(req.trace);
 
   int argc = 2;
   char arg0[] = "tcsim";
@@ -70,20 +130,31 @@ RunResult simulate(const RunRequest& req) {
   sg::Engine engine(&argc, argv);
   configure_engine(engine);
   core::set_sim_clock([] { return sg::Engine::get_clock(); });
-  Platform platform = Platform::load(engine, req.platform, overrides);
+  if (req.platform.empty() == req.gpu.empty()) {
+    throw InputError("tcsim run", "give either --platform FILE.xml or --gpu NAME --nodes N [--fabric F]");
+  }
+  Platform platform = [&] {
+    if (!req.platform.empty()) return Platform::load(engine, req.platform, overrides);
+    topology::GpuSpec spec = topology::find_gpu(req.gpu, "--gpu");
+    topology::apply_gpu_overrides(spec, overrides);
+    auto cluster = topology::build_cluster(spec, req.nodes, req.gpus_per_node, req.fabric, overrides);
+    return Platform::build(engine, cluster, overrides);
+  }();
 
   std::vector<std::string> known = topology::gpu_keys();
   for (const auto& k : workloads::workload_override_keys()) known.push_back(k);
   for (const auto& k : sim_keys()) known.push_back(k);
+  for (const auto& o : topology::fabric_options()) known.push_back(o.key);
   overrides.check_all_taken(known);
 
   if (!replay) program = workloads::generate(workload, platform.size(), gen);
   CostModel cost(platform.spec(), platform.calibration());
   ExecutionTrace trace = execute(platform, program, cost, selector, exec_opts);
+  if (!req.trace.empty()) write_timeline(req.trace, program, trace);
 
   RunResult r;
   r.gpu = platform.spec().name;
-  r.platform = req.platform;
+  r.platform = platform.path();
   r.workload = replay ? "chakra:" + req.chakra : (workload.name().empty() ? req.workload : workload.name());
   r.gpus = program.world_size;
   r.nodes = platform.nodes();
@@ -96,6 +167,9 @@ RunResult simulate(const RunRequest& req) {
   r.algorithms = trace.algorithms_used;
   std::sort(r.algorithms.begin(), r.algorithms.end());
   r.algorithms.erase(std::unique(r.algorithms.begin(), r.algorithms.end()), r.algorithms.end());
+  r.link_utilisation = link_utilisation(platform, selector, trace.step_time);
+  r.training = estimate_training(r.step_time_s, r.tokens_per_second, r.breakdown.compute_s, r.gpus, r.nodes,
+                                 platform.spec().tdp.value(), platform.spec().price_per_hour_usd, power, tokens);
   r.ops = program.op_count();
   r.ptasks = trace.ptasks;
   r.activities = trace.activities;

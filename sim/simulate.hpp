@@ -16,6 +16,15 @@ struct RunRequest {
   std::string workload;  ///< preset name or config file (empty when chakra is set)
   std::string chakra;    ///< Chakra trace prefix (DIR/prefix), alternative to workload
   std::vector<std::string> sets;  ///< "key=value" overrides
+  /// Instead of a platform file: a generated cluster built in memory (scales to 10^4+ GPUs).
+  std::string gpu;                 ///< catalog name; set => platform must be empty
+  int nodes = 0;
+  int gpus_per_node = 8;
+  std::string fabric = "single-switch";
+  /// Token budget for the training estimate ("14.8T"); empty = none (sim/energy.hpp).
+  std::string tokens;
+  /// Write a Chrome/Perfetto trace of the step here (sim/timeline.hpp); empty = none.
+  std::string trace;
 };
 
 /// Keys `--set` accepts besides model.*/plan.*/gpu.* (sim.fold, sim.sm_contention, sim.algo.*).

@@ -51,6 +51,46 @@ int to_int(const std::string& s) {
   }
 }
 
+// Union-find over link ends and hosts, for inferring the fabric graph from routes.
+class Junctions {
+public:
+  int add() {
+    parent_.push_back(static_cast<int>(parent_.size()));
+    return parent_.back();
+  }
+  int find(int x) {
+    while (parent_[static_cast<size_t>(x)] != x) {
+      parent_[static_cast<size_t>(x)] = parent_[static_cast<size_t>(parent_[static_cast<size_t>(x)])];
+      x = parent_[static_cast<size_t>(x)];
+    }
+    return x;
+  }
+  void unite(int a, int b) {
+    a = find(a), b = find(b);
+    if (a != b) parent_[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
+  }
+  [[nodiscard]] size_t size() const { return parent_.size(); }
+
+private:
+  std::vector<int> parent_;
+};
+
+struct GraphLink {
+  std::string name;
+  double bandwidth = 0;
+  std::string kind;
+  bool splitduplex = false;
+  int end_a = 0, end_b = 0;  // junction ids; UP goes a -> b
+  bool used = false;
+};
+
+std::string kind_from_name(const std::string& name) {
+  if (name.rfind("nvl-", 0) == 0) return "nvlink";
+  if (name.rfind("nic-", 0) == 0) return "nic";
+  if (name.rfind("fab-", 0) == 0) return "fabric";
+  return "other";
+}
+
 struct PendingHost {
   std::string id;
   int line = 0;
@@ -67,7 +107,7 @@ int PlatformSummary::gpus_per_node() const {
   return m;
 }
 
-PlatformSummary read_platform(const std::string& path) {
+PlatformSummary read_platform(const std::string& path, FabricGraph* graph) {
   PlatformSummary s;
   s.path = path;
   auto problem = [&](int line, const std::string& element, const std::string& what) {
@@ -93,6 +133,16 @@ PlatformSummary read_platform(const std::string& path) {
   std::string route_src, route_dst, route_sym;
   int route_line = 0, route_hops = 0;
   std::vector<std::pair<std::string, std::pair<std::string, int>>> raw_routes;  // (src,(dst,symmetric))
+  // Fabric inference (only with graph): junction ids of hosts and link ends.
+  Junctions junctions;
+  std::unordered_map<std::string, int> host_junction, link_of;
+  std::vector<GraphLink> glinks;
+  int route_at = -1;  // junction the route being read has reached
+  auto junction_of_host = [&](const std::string& id) {
+    auto [it, fresh] = host_junction.try_emplace(id, 0);
+    if (fresh) it->second = junctions.add();
+    return it->second;
+  };
 
   int ret;
   while ((ret = xmlTextReaderRead(r)) == 1) {
@@ -105,6 +155,7 @@ PlatformSummary read_platform(const std::string& path) {
         saw_platform = true;
       } else if (name == "host") {
         hosts.push_back({attr(r, "id"), line, {}});
+        if (graph != nullptr) junction_of_host(hosts.back().id);
         if (!has_attr(r, "speed")) problem(line, "host " + hosts.back().id, "no speed; add speed=\"989Tf\" (the BF16 peak)");
         in_host = !empty;
       } else if (name == "link") {
@@ -113,6 +164,15 @@ PlatformSummary read_platform(const std::string& path) {
         std::string policy = attr(r, "sharing_policy");
         links[id] = {policy == "SPLITDUPLEX", line};
         s.links++;
+        if (graph != nullptr) {
+          GraphLink gl{id, 0, kind_from_name(id), policy == "SPLITDUPLEX", junctions.add(), junctions.add(), false};
+          try {
+            gl.bandwidth = core::parse_bandwidth(bw, "bandwidth").value();
+          } catch (const core::InputError&) {
+          }
+          link_of[id] = static_cast<int>(glinks.size());
+          glinks.push_back(gl);
+        }
         try {
           double v = core::parse_bandwidth(bw, "bandwidth").value();
           if (!(v > 0)) problem(line, "link " + id, "bandwidth '" + bw + "' must be positive, e.g. 450GBps");
@@ -132,6 +192,7 @@ PlatformSummary read_platform(const std::string& path) {
         std::string id = attr(r, "id"), value = attr(r, "value");
         if (in_host) hosts.back().props[id] = value;
         else if (!in_link) s.zone_properties[id] = value;
+        else if (graph != nullptr && id == "tcsim.kind" && !glinks.empty()) glinks.back().kind = value;
       } else if (name == "route") {
         route_src = attr(r, "src");
         route_dst = attr(r, "dst");
@@ -141,6 +202,7 @@ PlatformSummary read_platform(const std::string& path) {
         s.routes++;
         raw_routes.push_back({route_src, {route_dst, route_sym == "NO" || route_sym == "no" ? 0 : 1}});
         if (empty) s.worst_case_hops = std::max(s.worst_case_hops, 0);
+        route_at = graph != nullptr && !empty ? junction_of_host(route_src) : -1;
       } else if (name == "link_ctn") {
         std::string id = attr(r, "id");
         route_hops++;
@@ -152,6 +214,18 @@ PlatformSummary read_platform(const std::string& path) {
           problem(line, "route " + route_src + " -> " + route_dst,
                   "SPLITDUPLEX link '" + id + "' needs direction=\"UP\" or \"DOWN\"");
         }
+        if (route_at >= 0) {
+          auto gl = link_of.find(id);
+          if (gl != link_of.end()) {
+            GraphLink& l = glinks[static_cast<size_t>(gl->second)];
+            std::string dir = attr(r, "direction");
+            // A shared link has no direction: enter it at the end already joined to the route.
+            bool up = dir.empty() ? junctions.find(l.end_b) != junctions.find(route_at) : dir != "DOWN";
+            junctions.unite(route_at, up ? l.end_a : l.end_b);
+            route_at = up ? l.end_b : l.end_a;
+            l.used = true;
+          }
+        }
       } else if (name == "zone" || name == "AS") {
         std::string routing = attr(r, "routing");
         if (routing != "Full" && routing != "None") {
@@ -162,6 +236,10 @@ PlatformSummary read_platform(const std::string& path) {
     } else if (type == XML_READER_TYPE_END_ELEMENT) {
       if (name == "host") in_host = false;
       if (name == "link") in_link = false;
+      if (name == "route" && route_at >= 0) {
+        junctions.unite(route_at, junction_of_host(route_dst));
+        route_at = -1;
+      }
     }
   }
   bool well_formed = ret == 0 && err.message.empty();
@@ -247,6 +325,34 @@ PlatformSummary read_platform(const std::string& path) {
                              "); add <route src=... dst=... symmetrical=\"NO\"> for each");
   }
   (void)route_line;
+  if (graph != nullptr) {
+    graph->gpu = s.gpus.front().spec.name;
+    graph->title = std::to_string(s.gpus.size()) + " x " + graph->gpu + " (" + path + ")";
+    auto fabric = s.zone_properties.find("tcsim.fabric");
+    if (fabric != s.zone_properties.end()) graph->title += ", fabric " + fabric->second;
+    std::unordered_map<int, int> vertex;  // junction root -> vertex
+    for (const auto& g : s.gpus) {
+      int root = junctions.find(junction_of_host(g.host));
+      if (vertex.try_emplace(root, static_cast<int>(graph->vertices.size())).second) {
+        graph->vertices.push_back({g.host, g.node});
+      }
+    }
+    for (const auto& h : hosts) {  // other hosts (e.g. a host standing for a switch) keep their names
+      int root = junctions.find(junction_of_host(h.id));
+      if (vertex.try_emplace(root, static_cast<int>(graph->vertices.size())).second) graph->vertices.push_back({h.id, -1});
+    }
+    int switches = 0;
+    auto vertex_of = [&](int end) {
+      int root = junctions.find(end);
+      auto [it, fresh] = vertex.try_emplace(root, static_cast<int>(graph->vertices.size()));
+      if (fresh) graph->vertices.push_back({"switch-" + std::to_string(switches++), -1});
+      return it->second;
+    };
+    for (const auto& l : glinks) {
+      if (!l.used) continue;
+      graph->edges.push_back({l.name, vertex_of(l.end_a), vertex_of(l.end_b), l.bandwidth, l.kind});
+    }
+  }
   return s;
 }
 

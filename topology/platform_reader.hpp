@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "topology/dot.hpp"
 #include "topology/gpu.hpp"
 
 namespace tcsim::topology {
@@ -41,6 +42,9 @@ struct PlatformSummary {
 
 /// Reads and checks path. Malformed XML and a missing file are problems too (not
 /// exceptions), so that `topo check` can report them all the same way.
-PlatformSummary read_platform(const std::string& path);
+/// With graph, also infers the fabric from the routes (for `topo show --dot`): the two ends
+/// of every link, joined where consecutive links of a route meet; a junction reached by no
+/// GPU is a switch. Works for hand-written files as well as generated ones.
+PlatformSummary read_platform(const std::string& path, FabricGraph* graph = nullptr);
 
 }  // namespace tcsim::topology

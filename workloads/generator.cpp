@@ -2,16 +2,27 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 
 #include "core/error.hpp"
 #include "workloads/model.hpp"
+#include "workloads/multimodal.hpp"
 #include "workloads/plan.hpp"
+#include "workloads/routing.hpp"
+#include "workloads/schedule.hpp"
 
 namespace tcsim::workloads {
 namespace {
 
 using core::InputError;
+constexpr uint32_t kNone = UINT32_MAX;
+constexpr uint32_t kGlobal = 0x80000000u;  // marks a dep on an already emitted lane op
+
+double d(int64_t v) { return static_cast<double>(v); }
 
 Precision precision_of(const std::string& p, const std::string& where) {
   if (p.empty() || p == "bf16") return Precision::BF16;
@@ -20,214 +31,788 @@ Precision precision_of(const std::string& p, const std::string& where) {
   throw InputError(where, "unknown precision '" + p + "'; valid: bf16, fp8, fp16");
 }
 
-class Builder {
-public:
-  Builder(Program& p, uint32_t lane) : p_(p), lane_(lane) {}
+// Ops of one pass (or of anything emitted as a block), with deps local to the segment
+// (or global lane indices | kGlobal). Units (layers) let two segments interleave.
+struct Seg {
+  std::vector<Op> ops;
+  std::vector<size_t> units;  // op index where each unit starts
+  uint32_t last = kNone;
+  std::vector<uint32_t> pending_ext;  // global deps for the next chained op
+  std::vector<uint32_t> grads;        // gradient reductions (the optimizer waits for them)
 
-  uint32_t add(Op op, const std::string& name, std::vector<uint32_t> deps) {
-    op.label = p_.label(name);
+  void unit() { units.push_back(ops.size()); }
+  uint32_t add(Op op, std::vector<uint32_t> deps) {
     op.deps = std::move(deps);
-    auto& ops = p_.lanes[lane_].ops;
     ops.push_back(std::move(op));
     return static_cast<uint32_t>(ops.size() - 1);
   }
+  // Appends op after the current tail (and any pending external deps); becomes the tail.
+  uint32_t chain(Op op) {
+    std::vector<uint32_t> deps;
+    if (last != kNone) deps.push_back(last);
+    for (uint32_t g : pending_ext) deps.push_back(g | kGlobal);
+    pending_ext.clear();
+    last = add(std::move(op), std::move(deps));
+    return last;
+  }
+};
 
-  uint32_t compute(const std::string& name, double flops, ComputeClass cls, Precision prec, double hbm_bytes,
-                   std::vector<uint32_t> deps) {
+struct LaneInfo {
+  int64_t stage = 0;
+  int64_t e = 0;  // EP index (only meaningful with routing skew)
+  std::vector<int> ranks;
+};
+
+enum Dim { kTp, kCp, kEp, kDp, kEdp, kDims };
+
+class Generator {
+public:
+  Generator(const config::Workload& w, int gpus, const GeneratorOptions& o) : w_(w), gpus_(gpus), opt_(o) {}
+
+  Program run() {
+    const std::string where = "workload " + w_.name();
+    m_ = workload_model(w_, where);
+    validate_plan(m_, w_.plan(), gpus_, "--set");
+    r_ = resolve_plan(m_, w_.plan(), gpus_);
+    tp_ = r_.tp(), cp_ = r_.cp(), pp_ = r_.pp(), dp_ = r_.dp(), ep_ = r_.ep(), v_ = r_.virtual_stages();
+    moe_ = m_.has_moe() && m_.moe().routed_experts() > 0;
+    if (!moe_) ep_ = 1;
+    prec_ = precision_of(r_.precision(), "--set plan.precision");
+    seq_ = r_.seq_len();
+    mbsz_ = r_.micro_batch();
+    mbs_ = micro_batches(r_);
+    zero_ = r_.zero_stage();
+    sp_ = r_.sp() && tp_ > 1;
+    skew_ = moe_ && ep_ > 1 && !routing_is_uniform(m_);
+    vision_ = m_.has_vision() && m_.vision().layers() > 0;
+    cross_ = vision_ && m_.vision().fusion() == config::VisionEncoder::CROSS_ATTENTION;
+    params_ = count_params(m_);
+    chunks_ = chunk_layers(m_, r_);
+
+    sched_ = build_schedule(r_.schedule(), pp_, mbs_, v_, PassDurations{1, 1, 1});
+    timing_ = simulate_schedule(sched_, [](int64_t, const PipeStep& s) { return s.pass == Pass::BW ? 2.0 : 1.0; });
+    images_ = sample_images(m_, mbs_, mbsz_, w_.seed());
+    if (skew_) {
+      for (const auto& share : expert_loads(m_, w_.seed())) rank_share_.push_back(share.empty() ? std::vector<double>{} : rank_loads(share, ep_));
+    }
+
+    layout_ = std::make_unique<RankLayout>(r_);
+    p_.world_size = gpus_;
+    p_.precision = prec_;
+    double image_tokens = 0, encoder = 0;
+    for (const auto& im : images_) image_tokens += im.tokens, encoder += im.encoder_flops;
+    p_.tokens_per_step = d(r_.global_batch()) * d(seq_);
+    p_.model_flops_per_step = train_flops_per_token(m_, seq_) * (p_.tokens_per_step + (cross_ ? 0 : image_tokens * d(dp_))) +
+                              3 * encoder * d(dp_);
+    make_lanes();
+    make_comms();
+    for (uint32_t l = 0; l < p_.lanes.size(); ++l) build_lane(l);
+    validate(p_, where);
+    return std::move(p_);
+  }
+
+private:
+  // ------------------------------------------------------------------ lanes and groups
+  void make_lanes() {
+    const int64_t lanes_per_stage = skew_ ? ep_ : 1;
+    auto ordered = [&](int64_t stage, int64_t e) {
+      std::vector<int> ranks;
+      for (int64_t dp = 0; dp < dp_; ++dp)
+        for (int64_t cp = 0; cp < cp_; ++cp)
+          for (int64_t tp = 0; tp < tp_; ++tp) {
+            if (skew_ && dp % ep_ != e) continue;
+            RankCoord c;
+            c.tp = tp, c.cp = cp, c.dp = dp, c.pp = stage;
+            ranks.push_back(static_cast<int>(layout_->rank(c)));
+          }
+      return ranks;
+    };
+    if (opt_.fold) {
+      for (int64_t s = 0; s < pp_; ++s)
+        for (int64_t e = 0; e < lanes_per_stage; ++e) info_.push_back({s, e, ordered(s, e)});
+    } else {
+      for (int r = 0; r < gpus_; ++r) {
+        RankCoord c = layout_->coord(r);
+        info_.push_back({c.pp, skew_ ? c.ep : 0, {r}});
+      }
+    }
+    lane_of_rank_.assign(static_cast<size_t>(gpus_), 0);
+    for (uint32_t l = 0; l < info_.size(); ++l) {
+      p_.lanes.push_back(Lane{info_[l].ranks, {}});
+      for (int r : info_[l].ranks) lane_of_rank_[static_cast<size_t>(r)] = l;
+    }
+  }
+
+  // The lane that holds stage `stage`'s counterpart of lane l's first rank.
+  uint32_t peer(uint32_t l, int64_t stage) const {
+    RankCoord c = layout_->coord(info_[l].ranks.front());
+    c.pp = stage;
+    return lane_of_rank_[static_cast<size_t>(layout_->rank(c))];
+  }
+
+  void make_comms() {
+    static const char* names[kDims] = {"tp", "cp", "ep", "dp", "expert_dp"};
+    const int64_t sizes[kDims] = {tp_, cp_, ep_, dp_ * cp_, dp_ / ep_ * cp_};
+    std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::vector<int>> groups;
+    for (int r = 0; r < gpus_; ++r) {
+      RankCoord c = layout_->coord(r);
+      groups[{kTp, c.cp, c.dp, c.pp, 0}].push_back(r);
+      groups[{kCp, c.tp, c.dp, c.pp, 0}].push_back(r);
+      groups[{kEp, c.tp, c.cp, c.edp, c.pp}].push_back(r);
+      groups[{kDp, c.tp, c.pp, 0, 0}].push_back(r);
+      groups[{kEdp, c.tp, c.pp, c.ep, 0}].push_back(r);
+    }
+    // One communicator per (dimension, set of lanes its groups touch).
+    std::map<std::pair<int, std::vector<uint32_t>>, uint32_t> index;
+    for (auto& lane_comm : comm_of_) lane_comm.assign(info_.size(), kNone);
+    for (auto& [key, g] : groups) {
+      const int dim = std::get<0>(key);
+      if (sizes[dim] <= 1) continue;
+      std::set<uint32_t> ls;
+      for (int r : g) ls.insert(lane_of_rank_[static_cast<size_t>(r)]);
+      std::vector<uint32_t> lanes(ls.begin(), ls.end());
+      auto [it, fresh] = index.emplace(std::make_pair(dim, lanes), static_cast<uint32_t>(p_.comms.size()));
+      if (fresh) {
+        const auto& li = info_[lanes.front()];
+        std::string name = std::string(names[dim]) + (pp_ > 1 ? ".s" + std::to_string(li.stage) : "");
+        if (skew_ && lanes.size() == 1 && opt_.fold) name += ".e" + std::to_string(li.e);
+        p_.comms.push_back(Communicator{name, {}});
+      }
+      p_.comms[it->second].groups.push_back(g);
+      for (uint32_t l : lanes) {
+        uint32_t& c = comm_of_[dim][l];
+        if (c != kNone && c != it->second) throw std::logic_error("generator: a lane's groups span different lane sets");
+        c = it->second;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ op helpers
+  uint32_t label(const std::string& s) {
+    auto [it, fresh] = labels_.emplace(s, static_cast<uint32_t>(p_.labels.size()));
+    if (fresh) p_.labels.push_back(s);
+    return it->second;
+  }
+  Op compute_op(const std::string& name, double flops, ComputeClass cls, Precision prec, double hbm = 0) {
     Op op;
     op.kind = OpKind::Compute;
     op.stream = Stream::Compute;
     op.compute.flops = flops;
-    op.compute.hbm_bytes = hbm_bytes;
+    op.compute.hbm_bytes = hbm;
     op.compute.cls = cls;
     op.compute.precision = prec;
-    return add(std::move(op), name, std::move(deps));
+    op.label = label(name);
+    return op;
   }
-
-  uint32_t collective(const std::string& name, CollectiveType type, uint32_t comm, double bytes, Stream stream,
-                      CommCategory cat, std::vector<uint32_t> deps) {
+  Op coll_op(const std::string& name, CollectiveType t, Dim dim, uint32_t lane, double bytes, Stream st, CommCategory cat) {
     Op op;
     op.kind = OpKind::Collective;
-    op.stream = stream;
+    op.stream = st;
     op.category = cat;
-    op.coll.type = type;
-    op.coll.comm = comm;
+    op.coll.type = t;
+    op.coll.comm = comm_of_[dim][lane];
     op.coll.bytes = bytes;
-    return add(std::move(op), name, std::move(deps));
+    op.label = label(name);
+    return op;
+  }
+  bool has(Dim dim, uint32_t lane) const { return comm_of_[dim][lane] != kNone; }
+
+  // ------------------------------------------------------------------ per-layer work
+  struct MbShape {
+    double tokens = 0;      // per rank (after CP split)
+    double seq = 0;         // sequence length seen by attention
+    double img_tokens = 0;  // per rank, for cross-attention and p2p
+  };
+  MbShape shape(int64_t mb) const {
+    const MicroBatchImages& im = images_[static_cast<size_t>(mb)];
+    MbShape s;
+    const double text = d(mbsz_) * d(seq_);
+    const double fused = cross_ ? 0 : im.tokens;
+    s.tokens = (text + fused) / d(cp_);
+    s.seq = d(seq_) + fused / d(mbsz_);
+    s.img_tokens = cross_ ? im.tokens / d(cp_) : 0;
+    return s;
   }
 
-private:
-  Program& p_;
-  uint32_t lane_;
+  double dense_layer_params(int64_t l) const {
+    const bool moe = is_moe_layer(m_, l);
+    return params_.attention_per_layer + params_.norms_per_layer +
+           (moe ? params_.shared_experts_per_layer + params_.router_per_layer : params_.dense_ffn_per_layer);
+  }
+  double expert_layer_params(int64_t l) const {
+    return is_moe_layer(m_, l) ? params_.expert * d(m_.moe().routed_experts() / ep_) : 0;
+  }
+
+  // TP collective pair around a block: before (SP all-gather) and after (all-reduce or SP
+  // reduce-scatter).
+  void tp_before(Seg& s, uint32_t lane, const std::string& n, double bytes) {
+    if (sp_ && has(kTp, lane))
+      s.chain(coll_op(n + " sp all-gather", CollectiveType::AllGather, kTp, lane, bytes, Stream::TpComm, CommCategory::TpAllGather));
+  }
+  void tp_after(Seg& s, uint32_t lane, const std::string& n, double bytes) {
+    if (!has(kTp, lane)) return;
+    if (sp_) s.chain(coll_op(n + " sp reduce-scatter", CollectiveType::ReduceScatter, kTp, lane, bytes, Stream::TpComm, CommCategory::TpReduceScatter));
+    else s.chain(coll_op(n + " tp all-reduce", CollectiveType::AllReduce, kTp, lane, bytes, Stream::TpComm, CommCategory::TpAllReduce));
+  }
+
+  // ZeRO-3: all-gather of a layer's parameters, prefetched one layer ahead.
+  void zero3_gather(Seg& s, uint32_t lane, int64_t l, const std::string& dir) {
+    if (zero_ != 3) return;
+    std::vector<uint32_t> deps;
+    if (prefetch_gate_ != kNone) deps.push_back(prefetch_gate_);
+    const std::string L = "L" + std::to_string(l) + " ";
+    uint32_t last = kNone;
+    if (has(kDp, lane)) {
+      last = s.add(coll_op(L + "param all-gather " + dir, CollectiveType::AllGather, kDp, lane, dense_layer_params(l) / d(tp_) * 2,
+                           Stream::DpComm, CommCategory::DpAllGather), deps);
+    }
+    if (expert_layer_params(l) > 0 && has(kEdp, lane)) {
+      last = s.add(coll_op(L + "expert param all-gather " + dir, CollectiveType::AllGather, kEdp, lane,
+                           expert_layer_params(l) / d(tp_) * 2, Stream::DpComm, CommCategory::DpAllGather), deps);
+    }
+    if (last != kNone) gathered_.push_back(last);
+  }
+
+  // Forward of layer l (also used for full recompute).
+  void layer_forward(Seg& s, uint32_t lane, int64_t l, const MbShape& sh, const std::string& dir, bool recompute) {
+    const LayerFlops f = layer_flops(m_, l, static_cast<int64_t>(sh.seq));
+    const std::string L = "L" + std::to_string(l) + " ";
+    const double T = sh.tokens, h = d(m_.hidden()), act = T * h * 2;
+    const double ffn_width = f.moe ? d(f.top_k * expert_hidden(m_)) : d(m_.ffn().hidden());
+    tp_before(s, lane, L + "attn " + dir, act);
+    s.chain(compute_op(L + "attn proj " + dir, T * f.attention_proj / d(tp_), ComputeClass::Gemm, prec_));
+    attention_core(s, lane, L, T * f.attention_core_causal / d(tp_), sh, dir, 1.0, false);
+    s.chain(compute_op(L + "norm/act " + dir, 0, ComputeClass::Elementwise, Precision::BF16, T * 2 * (10 * h + 3 * ffn_width) / d(tp_)));
+    tp_after(s, lane, L + "attn " + dir, act);
+    if (cross_ && (l + 1) % std::max<int64_t>(1, m_.vision().cross_attention_every()) == 0) {
+      tp_before(s, lane, L + "xattn " + dir, act);
+      s.chain(compute_op(L + "cross-attn " + dir, cross_flops(sh) / d(tp_), ComputeClass::Gemm, prec_));
+      tp_after(s, lane, L + "xattn " + dir, act);
+    }
+    tp_before(s, lane, L + "ffn " + dir, act);
+    if (!f.moe) {
+      s.chain(compute_op(L + "ffn " + dir, T * f.dense_ffn / d(tp_), ComputeClass::Gemm, prec_));
+    } else {
+      moe_block(s, lane, l, f, sh, dir, false, 1.0);
+    }
+    tp_after(s, lane, L + "ffn " + dir, act);
+    (void)recompute;
+  }
+
+  double cross_flops(const MbShape& sh) const {
+    const double h = d(m_.hidden()), I = sh.img_tokens;
+    // Q and output projections over text, K/V projections over image tokens, core.
+    return sh.tokens * 4 * h * h + I * 4 * h * h + 4 * sh.tokens * (I * d(cp_) / d(mbsz_)) * h;
+  }
+
+  // Attention core (fwd k=1, bwd k=2): with CP, K/V all-gather overlapped with the local
+  // block; backward also reduce-scatters dK/dV.
+  void attention_core(Seg& s, uint32_t lane, const std::string& L, double flops, const MbShape& sh, const std::string& dir,
+                      double k, bool backward) {
+    if (!has(kCp, lane)) {
+      s.chain(compute_op(L + "attn core " + dir, k * flops, ComputeClass::Attention, Precision::BF16));
+      return;
+    }
+    const auto& a = m_.attention();
+    double kv_dim = 0;
+    if (a.kind() == config::Attention::MLA) {
+      kv_dim = d(a.heads()) * d(a.qk_nope_head_dim() + a.qk_rope_head_dim() + a.v_head_dim()) / 2;
+    } else {
+      const int64_t kvh = a.kv_heads() > 0 ? a.kv_heads() : a.heads();
+      const int64_t hd = a.head_dim() > 0 ? a.head_dim() : m_.hidden() / a.heads();
+      kv_dim = d(std::max<int64_t>(1, kvh / tp_) * hd);
+    }
+    const double kv_bytes = d(cp_) * sh.tokens * 2 * kv_dim * 2;  // all-gather output: K and V of every CP rank
+    const uint32_t before = s.last;
+    const uint32_t gather = s.add(coll_op(L + "cp kv all-gather " + dir, CollectiveType::AllGather, kCp, lane, kv_bytes, Stream::CpComm,
+                                          CommCategory::CpExchange),
+                                  before == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{before});
+    const uint32_t local = s.chain(compute_op(L + "attn core local " + dir, k * flops / d(cp_), ComputeClass::Attention, Precision::BF16));
+    s.last = s.add(compute_op(L + "attn core ring " + dir, k * flops * d(cp_ - 1) / d(cp_), ComputeClass::Attention, Precision::BF16),
+                   {local, gather});
+    if (backward) {
+      s.chain(coll_op(L + "cp dkv reduce-scatter", CollectiveType::ReduceScatter, kCp, lane, kv_bytes, Stream::CpComm,
+                      CommCategory::CpExchange));
+    }
+  }
+
+  // Router, dispatch, experts, shared experts, combine. k: FLOP multiplier of the pass.
+  void moe_block(Seg& s, uint32_t lane, int64_t l, const LayerFlops& f, const MbShape& sh, const std::string& dir, bool backward,
+                 double k) {
+    const std::string L = "L" + std::to_string(l) + " ";
+    const double T = sh.tokens / d(tp_), h = d(m_.hidden());
+    const double dispatch_b = prec_ == Precision::FP8 ? 1 : 2;
+    const double a2a_dispatch = T * d(f.top_k) * h * dispatch_b, a2a_combine = T * d(f.top_k) * h * 2;
+    double load = 1;  // this lane's expert work relative to balanced
+    std::shared_ptr<const std::vector<double>> m_dispatch, m_combine;
+    if (skew_ && static_cast<size_t>(l) < rank_share_.size() && !rank_share_[static_cast<size_t>(l)].empty()) {
+      const auto& share = rank_share_[static_cast<size_t>(l)];
+      load = d(ep_) * share[static_cast<size_t>(info_[lane].e)];
+      // The first all-to-all goes to the experts, the second comes back from them.
+      m_dispatch = matrix(l, a2a_dispatch, !backward);
+      m_combine = matrix(l, a2a_combine, backward);
+    }
+    auto a2a = [&](const std::string& n, double bytes, const std::shared_ptr<const std::vector<double>>& mat) {
+      Op op = coll_op(L + n, CollectiveType::AllToAll, kEp, lane, bytes, Stream::EpComm, CommCategory::EpAllToAll);
+      op.coll.matrix = mat;
+      op.coll.max_nodes = static_cast<uint32_t>(std::max<int64_t>(0, m_.moe().max_nodes_per_token()));
+      s.chain(std::move(op));
+    };
+    s.chain(compute_op(L + "router " + dir, k * T * f.router, ComputeClass::Gemm, prec_));
+    const bool ep = has(kEp, lane);
+    // Forward: dispatch then combine. Backward: the gradient of combine goes first (BF16).
+    if (ep) backward ? a2a("combine bwd a2a", a2a_combine, m_combine) : a2a("dispatch a2a", a2a_dispatch, m_dispatch);
+    const double recv_tokens_bytes = T * d(f.top_k) * h * 2 * d(tp_) * load;
+    if (has(kTp, lane)) {
+      s.chain(coll_op(L + "expert tp all-gather " + dir, CollectiveType::AllGather, kTp, lane, recv_tokens_bytes, Stream::TpComm,
+                      CommCategory::TpAllGather));
+    }
+    const uint32_t e = s.chain(compute_op(L + "experts " + dir, k * sh.tokens * f.routed_experts * load / d(tp_), ComputeClass::ExpertGemm, prec_));
+    const int64_t experts_per_rank = std::max<int64_t>(1, m_.moe().routed_experts() / ep_);
+    s.ops[e].compute.m = static_cast<uint64_t>(sh.tokens * d(f.top_k) * load / d(experts_per_rank));
+    if (has(kTp, lane)) {
+      s.chain(coll_op(L + "expert tp reduce-scatter " + dir, CollectiveType::ReduceScatter, kTp, lane, recv_tokens_bytes, Stream::TpComm,
+                      CommCategory::TpReduceScatter));
+    }
+    if (f.shared_experts > 0) s.chain(compute_op(L + "shared experts " + dir, k * sh.tokens * f.shared_experts / d(tp_), ComputeClass::Gemm, prec_));
+    if (ep) backward ? a2a("dispatch bwd a2a", a2a_dispatch, m_dispatch) : a2a("combine a2a", a2a_combine, m_combine);
+  }
+
+  // Uneven all-to-all: bytes from member i to member j = per-rank bytes x share_j
+  // (to_experts) or x share_i (back from the experts). Cached per (layer, bytes, direction).
+  std::shared_ptr<const std::vector<double>> matrix(int64_t l, double bytes, bool to_experts) {
+    auto key = std::make_tuple(l, bytes, to_experts);
+    auto it = matrices_.find(key);
+    if (it != matrices_.end()) return it->second;
+    const auto& share = rank_share_[static_cast<size_t>(l)];
+    const size_t n = share.size();
+    auto mat = std::make_shared<std::vector<double>>(n * n, 0.0);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j) (*mat)[i * n + j] = bytes * (to_experts ? share[j] : share[i]);
+    matrices_.emplace(key, mat);
+    return mat;
+  }
+
+  // Backward of layer l: B (input grads), W (weight grads) or BW (both).
+  void layer_backward(Seg& s, uint32_t lane, int64_t l, const MbShape& sh, Pass pass, bool last_mb_of_chunk) {
+    const LayerFlops f = layer_flops(m_, l, static_cast<int64_t>(sh.seq));
+    const std::string L = "L" + std::to_string(l) + " ";
+    const double T = sh.tokens, h = d(m_.hidden()), act = T * h * 2;
+    const bool in = pass != Pass::W, wt = pass != Pass::B;
+    const std::string dir = pass == Pass::B ? "bwd-B" : pass == Pass::W ? "bwd-W" : "bwd";
+    const double kmat = (in ? 1.0 : 0.0) + (wt ? 1.0 : 0.0);  // matmul FLOP multiplier
+    if (in) {
+      if (r_.recompute() == config::ParallelPlan::FULL) layer_forward(s, lane, l, sh, "recompute", true);
+      else if (r_.recompute() == config::ParallelPlan::SELECTIVE)
+        s.chain(compute_op(L + "attn core recompute", T * f.attention_core_causal / d(tp_), ComputeClass::Attention, Precision::BF16));
+    }
+    const double ffn_width = f.moe ? d(f.top_k * expert_hidden(m_)) : d(m_.ffn().hidden());
+    if (in) {
+      // FFN (or MoE) input gradients with their communication.
+      tp_before(s, lane, L + "ffn " + dir, act);
+      if (!f.moe) s.chain(compute_op(L + "ffn " + dir, kmat * T * f.dense_ffn / d(tp_), ComputeClass::Gemm, prec_));
+      else moe_block(s, lane, l, f, sh, dir, true, kmat);
+      tp_after(s, lane, L + "ffn " + dir, act);
+      if (cross_ && (l + 1) % std::max<int64_t>(1, m_.vision().cross_attention_every()) == 0) {
+        tp_before(s, lane, L + "xattn " + dir, act);
+        s.chain(compute_op(L + "cross-attn " + dir, kmat * cross_flops(sh) / d(tp_), ComputeClass::Gemm, prec_));
+        tp_after(s, lane, L + "xattn " + dir, act);
+      }
+      tp_before(s, lane, L + "attn " + dir, act);
+      s.chain(compute_op(L + "norm/act " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 2 * T * 2 * (10 * h + 3 * ffn_width) / d(tp_)));
+      attention_core(s, lane, L, T * f.attention_core_causal / d(tp_), sh, dir, 2.0, true);
+      s.chain(compute_op(L + "attn proj " + dir, kmat * T * f.attention_proj / d(tp_), ComputeClass::Gemm, prec_));
+      tp_after(s, lane, L + "attn " + dir, act);
+    } else {
+      // Weight gradients only: one GEMM pass over the layer's matmuls.
+      double mat = f.attention_proj + (f.moe ? f.router + f.shared_experts : f.dense_ffn);
+      s.chain(compute_op(L + "weight grads", T * mat / d(tp_), ComputeClass::Gemm, prec_));
+      if (f.moe) {
+        double load = 1;
+        if (skew_ && !rank_share_[static_cast<size_t>(l)].empty()) load = d(ep_) * rank_share_[static_cast<size_t>(l)][static_cast<size_t>(info_[lane].e)];
+        s.chain(compute_op(L + "expert weight grads", T * f.routed_experts * load / d(tp_), ComputeClass::ExpertGemm, prec_));
+      }
+    }
+    if (wt) grad_sync(s, lane, l, last_mb_of_chunk);
+  }
+
+  // Gradient reduction of layer l once its weight gradients are final (every micro-batch
+  // with ZeRO-3).
+  void grad_sync(Seg& s, uint32_t lane, int64_t l, bool last_mb_of_chunk) {
+    if (!(last_mb_of_chunk || zero_ == 3)) return;
+    const std::string L = "L" + std::to_string(l) + " ";
+    const bool rs = zero_ >= 1;
+    const CollectiveType t = rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce;
+    const CommCategory cat = rs ? CommCategory::DpReduceScatter : CommCategory::DpAllReduce;
+    const std::string what = rs ? "grad reduce-scatter" : "grad all-reduce";
+    const uint32_t after = s.last;
+    auto deps = [&] { return after == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{after}; };
+    if (has(kDp, lane)) s.grads.push_back(s.add(coll_op(L + what, t, kDp, lane, dense_layer_params(l) / d(tp_) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
+    if (expert_layer_params(l) > 0 && has(kEdp, lane)) {
+      s.grads.push_back(s.add(coll_op(L + "expert " + what, t, kEdp, lane, expert_layer_params(l) / d(tp_) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
+    }
+  }
+
+  // ------------------------------------------------------------------ one pass of a chunk
+  Seg pass_segment(uint32_t lane, const PipeStep& st, bool last_mb_of_chunk) {
+    Seg s;
+    const int64_t pos = sched_.position(info_[lane].stage, st.chunk);
+    const LayerRange range = chunks_[static_cast<size_t>(pos)];
+    const MbShape sh = shape(st.mb);
+    const bool first = pos == 0, last = pos == sched_.positions - 1;
+    const double h = d(m_.hidden());
+    const MicroBatchImages& im = images_[static_cast<size_t>(st.mb)];
+    prefetch_gate_ = kNone;
+    gathered_.clear();
+    if (st.pass == Pass::F) {
+      if (first) {
+        s.unit();
+        s.chain(compute_op("embedding fwd", 0, ComputeClass::Elementwise, Precision::BF16, sh.tokens * h * 2));
+        if (vision_ && im.images > 0) vision(s, lane, im, 1.0, "fwd");
+      }
+      for (int64_t l = range.first; l < range.first + range.count; ++l) {
+        s.unit();
+        zero3_gather(s, lane, l, "fwd");
+        const size_t before = s.ops.size();
+        layer_forward(s, lane, l, sh, "fwd", false);
+        add_gather_deps(s, before);
+      }
+      if (last) {
+        s.unit();
+        s.chain(compute_op("head+loss fwd", sh.tokens * (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
+                           ComputeClass::Gemm, prec_));
+      }
+      return s;
+    }
+    // Backward passes run the chunk in reverse.
+    const bool in = st.pass != Pass::W;
+    if (last && in) {
+      s.unit();
+      s.chain(compute_op("head+loss bwd", (st.pass == Pass::BW ? 2.0 : 1.0) * sh.tokens *
+                                              (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
+                         ComputeClass::Gemm, prec_));
+    }
+    if (last && st.pass == Pass::W) {
+      s.unit();
+      s.chain(compute_op("head weight grads", sh.tokens * (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
+                         ComputeClass::Gemm, prec_));
+    }
+    if (last && st.pass != Pass::B) embedding_grads(s, lane, params_.lm_head + params_.mtp, "head", last_mb_of_chunk);
+    for (int64_t l = range.first + range.count - 1; l >= range.first; --l) {
+      s.unit();
+      if (in) zero3_gather(s, lane, l, "bwd");
+      const size_t before = s.ops.size();
+      layer_backward(s, lane, l, sh, st.pass, last_mb_of_chunk);
+      add_gather_deps(s, before);
+    }
+    if (first) {
+      s.unit();
+      if (vision_ && im.images > 0) vision(s, lane, im, st.pass == Pass::BW ? 2.0 : 1.0, st.pass == Pass::W ? "wgrad" : "bwd");
+      if (st.pass != Pass::B) embedding_grads(s, lane, params_.embedding + (vision_ ? params_.vision : 0), "embedding", last_mb_of_chunk);
+    }
+    return s;
+  }
+
+  // The first compute op after a ZeRO-3 gather waits for it; the next gather waits for
+  // this layer's first compute (one layer of prefetch).
+  void add_gather_deps(Seg& s, size_t from) {
+    if (gathered_.empty()) return;
+    for (size_t i = from; i < s.ops.size(); ++i) {
+      if (s.ops[i].kind == OpKind::Compute) {
+        for (uint32_t g : gathered_) s.ops[i].deps.push_back(g);
+        prefetch_gate_ = static_cast<uint32_t>(i);
+        break;
+      }
+    }
+    gathered_.clear();
+  }
+
+  void vision(Seg& s, uint32_t lane, const MicroBatchImages& im, double k, const std::string& dir) {
+    const auto& v = m_.vision();
+    s.chain(compute_op("vision encoder " + dir, k * im.encoder_flops / d(tp_ * cp_), ComputeClass::Gemm, prec_));
+    if (has(kTp, lane) && dir != "wgrad") {
+      // The encoder's per-layer TP all-reduces, as one collective of their total size.
+      const double bytes = 2 * d(v.layers()) * im.patches / d(cp_) * d(v.hidden()) * 2;
+      s.chain(coll_op("vision tp all-reduce " + dir, CollectiveType::AllReduce, kTp, lane, bytes, Stream::TpComm, CommCategory::TpAllReduce));
+    }
+  }
+
+  void embedding_grads(Seg& s, uint32_t lane, double params, const std::string& what, bool last_mb) {
+    if (!last_mb || params <= 0 || !has(kDp, lane)) return;
+    const bool rs = zero_ >= 1;
+    s.grads.push_back(s.add(coll_op(what + (rs ? " grad reduce-scatter" : " grad all-reduce"),
+                                   rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce, kDp, lane,
+                                   params / d(tp_) * opt_.grad_bytes, Stream::DpComm,
+                                   rs ? CommCategory::DpReduceScatter : CommCategory::DpAllReduce),
+                           s.last == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{s.last}));
+  }
+
+  // ------------------------------------------------------------------ p2p
+  Op p2p_op(OpKind kind, uint32_t peer_lane, double bytes, uint32_t tag, const std::string& name) {
+    Op op;
+    op.kind = kind;
+    op.stream = Stream::PpComm;
+    op.category = CommCategory::PpP2P;
+    op.p2p.peer_lane = peer_lane;
+    op.p2p.bytes = bytes;
+    op.p2p.tag = tag;
+    op.label = label(name);
+    return op;
+  }
+  uint32_t tag(int64_t mb, bool grad, int64_t from_pos) const {
+    return static_cast<uint32_t>((mb * 2 + (grad ? 1 : 0)) * sched_.positions + from_pos);
+  }
+  double p2p_bytes(int64_t mb) const {
+    const MbShape sh = shape(mb);
+    double b = (sh.tokens + sh.img_tokens) * d(m_.hidden()) * 2;
+    return sp_ ? b / d(tp_) : b;
+  }
+
+  // ------------------------------------------------------------------ one lane
+  void build_lane(uint32_t lane) {
+    const int64_t s = info_[lane].stage;
+    const auto& steps = sched_.stages[static_cast<size_t>(s)];
+    const auto& times = timing_.steps[static_cast<size_t>(s)];
+    const int64_t P = sched_.positions;
+    auto& ops = p_.lanes[lane].ops;
+    grads_.clear();
+    // Done times of every (mb, pos) F and backward, from the schedule's list simulation.
+    std::vector<double> fend(static_cast<size_t>(mbs_ * P)), bend(static_cast<size_t>(mbs_ * P));
+    for (int64_t st = 0; st < pp_; ++st) {
+      for (size_t i = 0; i < sched_.stages[st].size(); ++i) {
+        const auto& x = sched_.stages[st][i];
+        const size_t k = static_cast<size_t>(x.mb * P + sched_.position(st, x.chunk));
+        if (x.pass == Pass::F) fend[k] = timing_.steps[st][i].end;
+        if (x.pass == Pass::B || x.pass == Pass::BW) bend[k] = timing_.steps[st][i].end;
+      }
+    }
+    // Last weight-gradient step of each local chunk (its gradients are final there).
+    std::vector<size_t> last_w(static_cast<size_t>(sched_.chunks_per_stage), 0);
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].pass == Pass::W || steps[i].pass == Pass::BW) last_w[static_cast<size_t>(steps[i].chunk)] = i;
+
+    // Events in logical time: p2p (ordered by (time, tag) on every lane alike) before the
+    // computes that start at that time.
+    struct Ev {
+      double t;
+      int cls;  // 0 p2p, 1 compute
+      uint32_t key;
+      size_t step;  // compute: step index; p2p: index into p2ps
+    };
+    struct P2P {
+      bool send;
+      uint32_t peer;
+      uint32_t tag;
+      double bytes;
+      size_t producer;  // send: the step whose output it carries
+      std::string name;
+    };
+    std::vector<P2P> p2ps;
+    std::vector<Ev> evs;
+    std::map<size_t, std::vector<size_t>> recvs_of_step;  // step -> p2p indices
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const auto& x = steps[i];
+      if (i > 0 && steps[i - 1].overlap_next) {
+        // second half of an overlapped pair: emitted with the first
+      } else {
+        evs.push_back({times[i].start, 1, 0, i});
+      }
+      const int64_t pos = sched_.position(s, x.chunk);
+      const int dir = sched_.chunk_direction(x.chunk);
+      const size_t k = static_cast<size_t>(x.mb * P + pos);
+      if (x.pass == Pass::F) {
+        if (pos > 0) {
+          const ChunkPlace from = sched_.place(dir, pos - 1);
+          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, false, pos - 1), 0, i, "recv act"});
+          evs.push_back({fend[static_cast<size_t>(x.mb * P + pos - 1)], 0, p2ps.back().tag, p2ps.size() - 1});
+          recvs_of_step[i].push_back(p2ps.size() - 1);
+        }
+        if (pos < P - 1) {
+          const ChunkPlace to = sched_.place(dir, pos + 1);
+          p2ps.push_back({true, peer(lane, to.stage), tag(x.mb, false, pos), p2p_bytes(x.mb), i, "send act"});
+          evs.push_back({fend[k], 0, p2ps.back().tag, p2ps.size() - 1});
+        }
+      } else if (x.pass == Pass::B || x.pass == Pass::BW) {
+        if (pos < P - 1) {
+          const ChunkPlace from = sched_.place(dir, pos + 1);
+          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, true, pos + 1), 0, i, "recv grad"});
+          evs.push_back({bend[static_cast<size_t>(x.mb * P + pos + 1)], 0, p2ps.back().tag, p2ps.size() - 1});
+          recvs_of_step[i].push_back(p2ps.size() - 1);
+        }
+        if (pos > 0) {
+          const ChunkPlace to = sched_.place(dir, pos - 1);
+          p2ps.push_back({true, peer(lane, to.stage), tag(x.mb, true, pos), p2p_bytes(x.mb), i, "send grad"});
+          evs.push_back({bend[k], 0, p2ps.back().tag, p2ps.size() - 1});
+        }
+      }
+    }
+    std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
+      return std::tie(a.t, a.cls, a.key) < std::tie(b.t, b.cls, b.key);
+    });
+
+    std::vector<uint32_t> p2p_at(p2ps.size(), kNone);
+    std::vector<uint32_t> step_last(steps.size(), kNone), step_first(steps.size(), kNone);
+    std::map<std::tuple<int64_t, int64_t, int>, uint32_t> last_of;  // (mb, chunk, 0 F / 1 B) -> op
+    for (const Ev& ev : evs) {
+      if (ev.cls == 0) {
+        const P2P& q = p2ps[ev.step];
+        std::vector<uint32_t> deps;
+        if (q.send) {
+          if (step_last[q.producer] == kNone) throw std::logic_error("generator: send before its producer");
+          deps.push_back(step_last[q.producer]);
+        }
+        Op op = p2p_op(q.send ? OpKind::Send : OpKind::Recv, q.peer, q.bytes, q.tag, q.name);
+        op.deps = std::move(deps);
+        ops.push_back(std::move(op));
+        p2p_at[ev.step] = static_cast<uint32_t>(ops.size() - 1);
+        continue;
+      }
+      // A compute step, or an overlapped F&B pair.
+      const size_t i = ev.step;
+      const bool pair = steps[i].overlap_next && i + 1 < steps.size();
+      std::vector<Seg> segs;
+      for (size_t j = i; j <= (pair ? i + 1 : i); ++j) {
+        const auto& x = steps[j];
+        const bool last_mb = last_w[static_cast<size_t>(x.chunk)] == j;
+        Seg seg = pass_segment(lane, x, last_mb);
+        // External deps of the pass's first op: its receives and its own earlier passes.
+        std::vector<uint32_t> ext;
+        for (size_t q : recvs_of_step[j]) {
+          if (p2p_at[q] == kNone) throw std::logic_error("generator: receive after its consumer");
+          ext.push_back(p2p_at[q]);
+        }
+        if (x.pass != Pass::F) {
+          auto it = last_of.find({x.mb, x.chunk, x.pass == Pass::W ? 1 : 0});
+          if (it != last_of.end()) ext.push_back(it->second);
+        }
+        if (!seg.ops.empty()) {
+          for (uint32_t g : ext) seg.ops.front().deps.push_back(g | kGlobal);
+        }
+        segs.push_back(std::move(seg));
+      }
+      emit(lane, segs, pair ? std::vector<size_t>{i, i + 1} : std::vector<size_t>{i}, step_first, step_last);
+      for (size_t j = i; j <= (pair ? i + 1 : i); ++j) {
+        const auto& x = steps[j];
+        if (step_last[j] != kNone) last_of[{x.mb, x.chunk, x.pass == Pass::F ? 0 : 1}] = step_last[j];
+      }
+    }
+    // Optimizer step after every gradient reduction and the last compute.
+    std::vector<uint32_t> deps = grads_;
+    if (!ops.empty()) deps.push_back(static_cast<uint32_t>(ops.size() - 1));
+    double local = 0, local_experts = 0;
+    for (int64_t c = 0; c < sched_.chunks_per_stage; ++c) {
+      const int64_t pos = sched_.position(s, c);
+      const LayerRange range = chunks_[static_cast<size_t>(pos)];
+      for (int64_t l = range.first; l < range.first + range.count; ++l) {
+        local += dense_layer_params(l) / d(tp_);
+        local_experts += expert_layer_params(l) / d(tp_);
+      }
+      if (pos == 0) local += (params_.embedding + (vision_ ? params_.vision : 0)) / d(tp_);
+      if (pos == P - 1) local += (params_.lm_head + params_.mtp) / d(tp_);
+    }
+    if (zero_ >= 1) {
+      local /= d(dp_ * cp_);
+      local_experts /= d(dp_ / ep_ * cp_);
+    }
+    Op opt = compute_op("optimizer step", 0, ComputeClass::Elementwise, Precision::FP32, 30.0 * (local + local_experts));
+    opt.deps = deps;
+    ops.push_back(std::move(opt));
+    const uint32_t opt_op = static_cast<uint32_t>(ops.size() - 1);
+    if (zero_ == 1 || zero_ == 2) {
+      // Updated parameter shards are all-gathered (BF16) for the next step.
+      if (has(kDp, lane)) {
+        Op op = coll_op("param all-gather", CollectiveType::AllGather, kDp, lane, local * d(dp_ * cp_) * 2, Stream::DpComm, CommCategory::DpAllGather);
+        op.deps = {opt_op};
+        ops.push_back(std::move(op));
+      }
+      if (local_experts > 0 && has(kEdp, lane)) {
+        Op op = coll_op("expert param all-gather", CollectiveType::AllGather, kEdp, lane, local_experts * d(dp_ / ep_ * cp_) * 2,
+                        Stream::DpComm, CommCategory::DpAllGather);
+        op.deps = {opt_op};
+        ops.push_back(std::move(op));
+      }
+    }
+  }
+
+  // Appends segments to the lane: one in order, two interleaved unit by unit (DualPipe's
+  // overlapped F&B: the all-to-all of one hides under the compute of the other).
+  void emit(uint32_t lane, std::vector<Seg>& segs, const std::vector<size_t>& step_ids, std::vector<uint32_t>& step_first,
+            std::vector<uint32_t>& step_last) {
+    auto& ops = p_.lanes[lane].ops;
+    std::vector<std::vector<uint32_t>> map(segs.size());
+    std::vector<std::pair<size_t, size_t>> order;  // (segment, op)
+    std::vector<std::vector<size_t>> bounds(segs.size());
+    size_t units = 0;
+    for (size_t k = 0; k < segs.size(); ++k) {
+      map[k].assign(segs[k].ops.size(), kNone);
+      auto& b = bounds[k];
+      b = segs[k].units;
+      b.push_back(0);
+      b.push_back(segs[k].ops.size());
+      std::sort(b.begin(), b.end());
+      b.erase(std::unique(b.begin(), b.end()), b.end());
+      units = std::max(units, b.size() - 1);
+    }
+    for (size_t u = 0; u < units; ++u)
+      for (size_t k = 0; k < segs.size(); ++k)
+        if (u + 1 < bounds[k].size())
+          for (size_t i = bounds[k][u]; i < bounds[k][u + 1]; ++i) order.emplace_back(k, i);
+    for (auto [k, i] : order) {
+      Op op = std::move(segs[k].ops[i]);
+      std::vector<uint32_t> deps;
+      for (uint32_t dd : op.deps) {
+        if (dd & kGlobal) deps.push_back(dd & ~kGlobal);
+        else deps.push_back(map[k][dd]);
+      }
+      std::sort(deps.begin(), deps.end());
+      deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+      op.deps = std::move(deps);
+      ops.push_back(std::move(op));
+      map[k][i] = static_cast<uint32_t>(ops.size() - 1);
+    }
+    for (size_t k = 0; k < segs.size(); ++k) {
+      const size_t st = step_ids[k];
+      if (!segs[k].ops.empty()) {
+        step_first[st] = map[k][0];
+        step_last[st] = segs[k].last != kNone ? map[k][segs[k].last] : map[k].back();
+      } else if (!ops.empty()) {
+        step_last[st] = static_cast<uint32_t>(ops.size() - 1);
+      }
+    }
+    for (size_t k = 0; k < segs.size(); ++k)
+      for (uint32_t g : segs[k].grads) grads_.push_back(map[k][g]);
+  }
+
+  const config::Workload& w_;
+  int gpus_;
+  GeneratorOptions opt_;
+  config::ModelSpec m_;
+  config::ParallelPlan r_;
+  int64_t tp_ = 1, cp_ = 1, pp_ = 1, dp_ = 1, ep_ = 1, v_ = 1, seq_ = 0, mbsz_ = 1, mbs_ = 1, zero_ = 0;
+  bool moe_ = false, sp_ = false, skew_ = false, vision_ = false, cross_ = false;
+  Precision prec_ = Precision::BF16;
+  ParamCounts params_;
+  std::vector<LayerRange> chunks_;
+  PipelineSchedule sched_;
+  ScheduleTiming timing_;
+  std::vector<MicroBatchImages> images_;
+  std::vector<std::vector<double>> rank_share_;
+  std::map<std::tuple<int64_t, double, bool>, std::shared_ptr<const std::vector<double>>> matrices_;
+  std::unique_ptr<RankLayout> layout_;
+  std::vector<LaneInfo> info_;
+  std::vector<uint32_t> lane_of_rank_;
+  std::vector<uint32_t> comm_of_[kDims];
+  std::unordered_map<std::string, uint32_t> labels_;
+  Program p_;
+  std::vector<uint32_t> grads_;     // gradient collectives of the current lane (lane op indices)
+  std::vector<uint32_t> gathered_;  // ZeRO-3 gathers of the current layer (segment-local)
+  uint32_t prefetch_gate_ = kNone;
 };
 
 }  // namespace
 
 Program generate(const config::Workload& w, int gpus, const GeneratorOptions& options) {
-  const std::string where = "workload " + w.name();
-  config::ModelSpec m = workload_model(w, where);
-  validate_plan(m, w.plan(), gpus, "--set");
-  const config::ParallelPlan plan = resolve_plan(m, w.plan(), gpus);
-  const int64_t tp = std::max<int64_t>(1, plan.tp()), pp = std::max<int64_t>(1, plan.pp()),
-                cp = std::max<int64_t>(1, plan.cp());
-  if (tp != 1) throw InputError("--set plan.tp", "tensor parallelism (tp=" + std::to_string(tp) + ") is not generated yet; use tp=1");
-  if (pp != 1) throw InputError("--set plan.pp", "pipeline parallelism (pp=" + std::to_string(pp) + ") is not generated yet; use pp=1");
-  if (cp != 1) throw InputError("--set plan.cp", "context parallelism (cp=" + std::to_string(cp) + ") is not generated yet; use cp=1");
-  const bool moe = m.has_moe() && m.moe().routed_experts() > 0;
-  const int64_t ep = std::max<int64_t>(1, plan.ep());
-  if (gpus % ep != 0) {
-    throw InputError("--set plan.ep", "ep=" + std::to_string(ep) + " does not divide the " + std::to_string(gpus) + " GPUs");
-  }
-  if (moe && m.moe().routed_experts() % ep != 0) {
-    throw InputError("--set plan.ep", "ep=" + std::to_string(ep) + " does not divide the " +
-                                          std::to_string(m.moe().routed_experts()) + " routed experts");
-  }
-  const int64_t dp = gpus;  // tp = pp = cp = 1: every rank is a data-parallel replica
-  if (plan.dp() != 0 && plan.dp() != dp) {
-    throw InputError("--set plan.dp", "dp=" + std::to_string(plan.dp()) + " but " + std::to_string(gpus) +
-                                          " GPUs / (tp*pp*cp=1) give dp=" + std::to_string(dp) + "; use 0 to derive it");
-  }
-  const int64_t seq = plan.seq_len() > 0 ? plan.seq_len() : m.seq_len();
-  const int64_t mb = std::max<int64_t>(1, plan.micro_batch());
-  const int64_t gb = plan.global_batch() > 0 ? plan.global_batch() : mb * dp;
-  if (gb % (mb * dp) != 0) {
-    throw InputError("--set plan.global_batch", "global_batch=" + std::to_string(gb) + " is not a multiple of micro_batch x dp = " +
-                                                    std::to_string(mb) + " x " + std::to_string(dp) + "; valid: multiples of " +
-                                                    std::to_string(mb * dp));
-  }
-  const int64_t micro_batches = workloads::micro_batches(plan);
-  const Precision prec = precision_of(plan.precision(), "--set plan.precision");
-  const bool recompute = plan.recompute() == config::ParallelPlan::FULL;
-
-  Program p;
-  p.world_size = gpus;
-  p.precision = prec;
-  p.tokens_per_step = static_cast<double>(gb) * static_cast<double>(seq);
-  p.model_flops_per_step = train_flops_per_token(m, seq) * p.tokens_per_step;
-
-  // Lanes: one for all ranks (folded) or one per rank.
-  if (options.fold) {
-    Lane lane;
-    for (int r = 0; r < gpus; ++r) lane.ranks.push_back(r);
-    p.lanes.push_back(std::move(lane));
-  } else {
-    for (int r = 0; r < gpus; ++r) p.lanes.push_back(Lane{{r}, {}});
-  }
-
-  // Communicators. Rank r holds expert shard r % ep; ranks r / ep form an EP group.
-  Communicator dp_comm{"dp", {{}}};
-  for (int r = 0; r < gpus; ++r) dp_comm.groups[0].push_back(r);
-  Communicator ep_comm{"ep", {}};
-  Communicator edp_comm{"expert_dp", {}};
-  for (int64_t g = 0; g < gpus / ep; ++g) {
-    std::vector<int> grp;
-    for (int64_t i = 0; i < ep; ++i) grp.push_back(static_cast<int>(g * ep + i));
-    ep_comm.groups.push_back(grp);
-  }
-  for (int64_t i = 0; i < ep; ++i) {
-    std::vector<int> grp;
-    for (int64_t g = 0; g < gpus / ep; ++g) grp.push_back(static_cast<int>(g * ep + i));
-    edp_comm.groups.push_back(grp);
-  }
-  p.comms = {dp_comm, ep_comm, edp_comm};
-  const uint32_t kDp = 0, kEp = 1, kEdp = 2;
-
-  const ParamCounts params = count_params(m);
-  const double h = static_cast<double>(m.hidden());
-  const double tokens = static_cast<double>(mb * seq);  // per rank per micro-batch
-  const double act_bytes = 2;                            // BF16 activations
-  const double dispatch_bytes = prec == Precision::FP8 ? 1 : 2;  // FP8 dispatch (DeepSeek-V3), BF16 combine
-  const int64_t layers = m.layers();
-  const int64_t experts_per_rank = moe ? m.moe().routed_experts() / ep : 0;
-
-  for (uint32_t lane = 0; lane < p.lanes.size(); ++lane) {
-    Builder b(p, lane);
-    uint32_t last = UINT32_MAX;
-    auto after = [&](uint32_t op) { return op == UINT32_MAX ? std::vector<uint32_t>{} : std::vector<uint32_t>{op}; };
-    std::vector<uint32_t> grad_ops;
-
-    // Forward or backward of one layer (pass = 1 forward, 2 backward matmul multiplier).
-    auto layer_pass = [&](int64_t l, bool backward, bool last_mb) {
-      const LayerFlops f = layer_flops(m, l, seq);
-      const double k = backward ? 2.0 : 1.0;
-      const std::string dir = backward ? "bwd" : "fwd";
-      const std::string L = "L" + std::to_string(l) + " ";
-      const double ffn_width = f.moe ? static_cast<double>(f.top_k * expert_hidden(m)) : static_cast<double>(m.ffn().hidden());
-      const double elementwise_bytes = tokens * act_bytes * (10 * h + 3 * ffn_width) * k;
-      auto attention = [&] {
-        last = b.compute(L + "attn proj " + dir, k * tokens * f.attention_proj, ComputeClass::Gemm, prec, 0, after(last));
-        last = b.compute(L + "attn core " + dir, k * tokens * f.attention_core_causal, ComputeClass::Attention, Precision::BF16, 0, after(last));
-        last = b.compute(L + "norm/act " + dir, 0, ComputeClass::Elementwise, Precision::BF16, elementwise_bytes, after(last));
-      };
-      auto ffn = [&] {
-        if (!f.moe) {
-          last = b.compute(L + "ffn " + dir, k * tokens * f.dense_ffn, ComputeClass::Gemm, prec, 0, after(last));
-          return;
-        }
-        const double a2a_dispatch = tokens * static_cast<double>(f.top_k) * h * dispatch_bytes;
-        const double a2a_combine = tokens * static_cast<double>(f.top_k) * h * act_bytes;
-        last = b.compute(L + "router " + dir, k * tokens * f.router, ComputeClass::Gemm, prec, 0, after(last));
-        // Forward: dispatch then combine. Backward: the gradient of combine goes first.
-        last = b.collective(L + (backward ? "combine bwd a2a" : "dispatch a2a"), CollectiveType::AllToAll, kEp,
-                            backward ? a2a_combine : a2a_dispatch, Stream::EpComm, CommCategory::EpAllToAll, after(last));
-        const double expert_flops = k * tokens * f.routed_experts;  // uniform routing: balanced load
-        uint32_t e = b.compute(L + "experts " + dir, expert_flops, ComputeClass::ExpertGemm, prec, 0, after(last));
-        auto& eop = p.lanes[lane].ops[e].compute;
-        eop.m = static_cast<uint64_t>(tokens * static_cast<double>(f.top_k) / static_cast<double>(std::max<int64_t>(1, experts_per_rank)));
-        last = e;
-        if (f.shared_experts > 0) last = b.compute(L + "shared experts " + dir, k * tokens * f.shared_experts, ComputeClass::Gemm, prec, 0, after(last));
-        last = b.collective(L + (backward ? "dispatch bwd a2a" : "combine a2a"), CollectiveType::AllToAll, kEp,
-                            backward ? a2a_dispatch : a2a_combine, Stream::EpComm, CommCategory::EpAllToAll, after(last));
-      };
-      if (!backward) {
-        attention();
-        ffn();
-      } else {
-        if (recompute) {  // full recompute: the layer's forward runs again first
-          last = b.compute(L + "recompute fwd", tokens * (f.attention_proj + f.attention_core_causal + f.dense_ffn + f.router + f.routed_experts + f.shared_experts),
-                           ComputeClass::Gemm, prec, 0, after(last));
-        }
-        ffn();
-        attention();
-        if (last_mb) {
-          // This layer's gradients are final: reduce them while the backward goes on.
-          double dense = params.attention_per_layer + params.norms_per_layer +
-                         (f.moe ? params.shared_experts_per_layer + params.router_per_layer : params.dense_ffn_per_layer);
-          grad_ops.push_back(b.collective(L + "grad all-reduce", CollectiveType::AllReduce, kDp, dense * options.grad_bytes,
-                                          Stream::DpComm, CommCategory::DpAllReduce, after(last)));
-          if (f.moe) {
-            double expert = params.expert * static_cast<double>(experts_per_rank);
-            grad_ops.push_back(b.collective(L + "expert grad all-reduce", CollectiveType::AllReduce, kEdp, expert * options.grad_bytes,
-                                            Stream::DpComm, CommCategory::DpAllReduce, after(last)));
-          }
-        }
-      }
-    };
-
-    const double head_flops = lm_head_flops_per_token(m) + mtp_flops_per_token(m, seq);
-    for (int64_t mbi = 0; mbi < micro_batches; ++mbi) {
-      const bool last_mb = mbi == micro_batches - 1;
-      for (int64_t l = 0; l < layers; ++l) layer_pass(l, false, last_mb);
-      last = b.compute("head+loss fwd", tokens * head_flops, ComputeClass::Gemm, prec, 0, after(last));
-      last = b.compute("head+loss bwd", 2 * tokens * head_flops, ComputeClass::Gemm, prec, 0, after(last));
-      if (last_mb) {
-        double emb = params.embedding + params.lm_head + params.mtp;
-        grad_ops.push_back(b.collective("embedding/head grad all-reduce", CollectiveType::AllReduce, kDp, emb * options.grad_bytes,
-                                        Stream::DpComm, CommCategory::DpAllReduce, after(last)));
-      }
-      for (int64_t l = layers - 1; l >= 0; --l) layer_pass(l, true, last_mb);
-    }
-    // Optimizer: Adam on FP32 master weights, moments and gradients, plus the BF16 copy:
-    // ~30 bytes of HBM traffic per local parameter (read p, g, m, v; write p, m, v, bf16 p).
-    double local_params = (params.total_with_mtp - params.expert * static_cast<double>(moe ? m.moe().routed_experts() * moe_layer_count(m) : 0)) +
-                          params.expert * static_cast<double>(experts_per_rank * (moe ? moe_layer_count(m) : 0));
-    if (plan.zero_stage() >= 1) local_params /= static_cast<double>(dp);
-    std::vector<uint32_t> opt_deps = grad_ops;
-    if (last != UINT32_MAX) opt_deps.push_back(last);
-    b.compute("optimizer step", 0, ComputeClass::Elementwise, Precision::FP32, 30.0 * local_params, opt_deps);
-  }
-  validate(p, where);
-  return p;
+  return Generator(w, gpus, options).run();
 }
 
 }  // namespace tcsim::workloads

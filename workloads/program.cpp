@@ -46,6 +46,7 @@ const char* to_string(Stream s) {
     case Stream::DpComm: return "dp_comm";
     case Stream::CpComm: return "cp_comm";
     case Stream::Memory: return "memory";
+    case Stream::Cpu: return "cpu";
   }
   return "?";
 }

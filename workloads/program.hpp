@@ -19,9 +19,10 @@
 namespace tcsim::workloads {
 
 /// Which stream an op runs on. Ops on one stream of a lane run one at a time in issue
-/// order; different streams overlap as their dependencies allow.
-enum class Stream : uint8_t { Compute, TpComm, EpComm, PpComm, DpComm, CpComm, Memory };
-inline constexpr int kStreamCount = 7;
+/// order; different streams overlap as their dependencies allow. Cpu: host-side ops of
+/// imported traces (Chakra is_cpu_op), which overlap GPU kernels as in ASTRA-sim.
+enum class Stream : uint8_t { Compute, TpComm, EpComm, PpComm, DpComm, CpComm, Memory, Cpu };
+inline constexpr int kStreamCount = 8;
 
 enum class OpKind : uint8_t { Compute, Collective, Send, Recv, Memory };
 

@@ -12,6 +12,7 @@ void register_topo_commands(CLI::App& app);   // topo gen/check/show
 void register_model_commands(CLI::App& app);  // model list/show, plan check/enumerate
 void register_trace_commands(CLI::App& app);  // trace show/export (Chakra)
 void register_sweep_commands(CLI::App& app);  // sweep run/slurm/merge
+void register_scale_commands(CLI::App& app);  // bench scale (after run: shares `bench`)
 
 /// Set by main(): exit code a subcommand asks for (0 unless it reports problems).
 int& exit_code();

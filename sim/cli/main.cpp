@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   tcsim::cli::register_model_commands(app);
   tcsim::cli::register_trace_commands(app);
   tcsim::cli::register_sweep_commands(app);
+  tcsim::cli::register_scale_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,9 @@
 
 #include "core/error.hpp"
 #include "sim/cli/commands.hpp"
+#include "core/quantity.hpp"
+#include "sim/bench.hpp"
+#include "sim/energy.hpp"
 #include "sim/simulate.hpp"
 
 namespace tcsim::cli {
@@ -35,14 +38,21 @@ void register_run_commands(CLI::App& app) {
       bool json = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("--platform", o->req.platform, "SimGrid platform XML (from `tcsim topo gen` or hand-written)")->required();
+    cmd->add_option("--platform", o->req.platform, "SimGrid platform XML (from `tcsim topo gen` or hand-written)");
+    cmd->add_option("--gpu", o->req.gpu, "instead of --platform: build a cluster of this GPU in memory (scales to 10^4+ GPUs)");
+    cmd->add_option("--nodes", o->req.nodes, "with --gpu: number of nodes");
+    cmd->add_option("--gpus-per-node", o->req.gpus_per_node, "with --gpu: GPUs per node")->capture_default_str();
+    cmd->add_option("--fabric", o->req.fabric, "with --gpu: fabric name (`tcsim topo fabrics`)")->capture_default_str();
     cmd->add_option("--workload", o->req.workload, "workload preset name (e.g. moe-demo; see `tcsim model list`) or a Workload textproto/JSON file");
     cmd->add_option("--chakra", o->req.chakra, "replay Chakra traces DIR/prefix.<rank>.et instead of a generated workload");
     cmd->add_option("--set", o->req.sets, "override key=value (gpu.*, model.*, plan.*, sim.*); repeatable")->take_all();
     cmd->add_option("--out", o->out, "write the result as JSON to this file");
     cmd->add_flag("--json", o->json, "print the JSON result instead of the table");
+    cmd->add_option("--tokens", o->req.tokens, "token budget for time to train, GPU hours, cost and energy (e.g. 14.8T)");
+    cmd->add_option("--trace", o->req.trace, "write a Chrome/Perfetto trace of the step (open in ui.perfetto.dev)");
     cmd->callback([o] {
       check_writable(o->out, "--out");
+      if (!o->req.tokens.empty()) sim::parse_tokens(o->req.tokens, "--tokens");
       sim::RunResult r = sim::simulate(o->req);
       auto j = sim::to_json(r);
       if (!o->out.empty()) write_json(o->out, j, "--out");
@@ -54,7 +64,7 @@ void register_run_commands(CLI::App& app) {
     auto* cmd = app.add_subcommand("compare", "Simulate the same workload on two platforms and show them side by side with ratios");
     struct Opts {
       std::vector<std::string> platforms;
-      std::string workload, out;
+      std::string workload, out, tokens;
       std::vector<std::string> sets, sets_b;
     };
     auto o = std::make_shared<Opts>();
@@ -63,7 +73,9 @@ void register_run_commands(CLI::App& app) {
     cmd->add_option("--set", o->sets, "override key=value for both runs; repeatable")->take_all();
     cmd->add_option("--set-b", o->sets_b, "override key=value for the second run only (e.g. gpu.nvlink_bw=200GBps with one platform)")->take_all();
     cmd->add_option("--out", o->out, "write both results and the ratios as JSON");
+    cmd->add_option("--tokens", o->tokens, "token budget for time to train, GPU hours, cost and energy (e.g. 14.8T)");
     cmd->callback([o] {
+      if (!o->tokens.empty()) sim::parse_tokens(o->tokens, "--tokens");
       if (o->platforms.size() == 1 && !o->sets_b.empty()) o->platforms.push_back(o->platforms.front());
       if (o->platforms.size() != 2) {
         throw core::InputError("--platform", "compare needs exactly two platforms (or one platform and --set-b variants), got " +
@@ -73,6 +85,8 @@ void register_run_commands(CLI::App& app) {
       sim::RunRequest a{o->platforms[0], o->workload, "", o->sets};
       sim::RunRequest b{o->platforms[1], o->workload, "", o->sets};
       b.sets.insert(b.sets.end(), o->sets_b.begin(), o->sets_b.end());
+      a.tokens = o->tokens;
+      b.tokens = o->tokens;
       sim::RunResult ra = sim::simulate_in_child(a);
       sim::RunResult rb = sim::simulate_in_child(b);
       std::printf("%s\n%s\n", sim::format_table(ra).c_str(), sim::format_table(rb).c_str());
@@ -85,6 +99,44 @@ void register_run_commands(CLI::App& app) {
         j["tokens_per_second_ratio"] = ra.tokens_per_second > 0 ? rb.tokens_per_second / ra.tokens_per_second : 0;
         write_json(o->out, j, "--out");
       }
+    });
+  }
+  {
+    auto* bench = app.add_subcommand("bench", "Microbenchmarks of the simulated network");
+    bench->require_subcommand(1);
+    auto* cmd = bench->add_subcommand(
+        "collective", "one collective per message size on a generated platform, printed as nccl-tests does (time, algbw, busbw)");
+    struct Opts {
+      sim::BenchRequest req;
+      std::string min_bytes = "8", max_bytes = "8GiB";
+      bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    cmd->add_option("--op", o->req.op, "all_reduce, all_gather, reduce_scatter, all_to_all, dispatch or combine (MoE, DeepEP-style)")
+        ->capture_default_str();
+    cmd->add_option("--gpu", o->req.gpu, "GPU catalog name (tcsim hw list)")->required();
+    cmd->add_option("--gpus", o->req.gpus, "number of GPUs")->required();
+    cmd->add_option("--gpus-per-node", o->req.gpus_per_node, "GPUs per node")->capture_default_str();
+    cmd->add_option("--fabric", o->req.fabric, "scale-out fabric (tcsim topo fabrics)")->capture_default_str();
+    cmd->add_option("--algo", o->req.algo, "algorithm (auto, or a name registered for the op: ring, tree, hierarchical, nvls, direct)")
+        ->capture_default_str();
+    cmd->add_option("--min-bytes", o->min_bytes, "smallest size per rank (bytes with unit, e.g. 8, 1MiB)")->capture_default_str();
+    cmd->add_option("--max-bytes", o->max_bytes, "largest size per rank")->capture_default_str();
+    cmd->add_option("--factor", o->req.factor, "size multiplier between rows")->capture_default_str();
+    cmd->add_option("--top-k", o->req.top_k, "dispatch/combine: experts per token")->capture_default_str();
+    cmd->add_option("--max-nodes", o->req.max_nodes, "dispatch/combine: nodes a token may reach (0 = unlimited)")->capture_default_str();
+    cmd->add_option("--set", o->req.sets, "override key=value (gpu.*, fabric.*, sim.*); repeatable")->take_all();
+    cmd->add_flag("--json", o->json, "print a JSON list of rows instead of the table");
+    cmd->callback([o] {
+      auto bytes = [](const std::string& text, const char* opt) {
+        bool plain = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        return plain ? static_cast<double>(core::parse_integer(text, opt)) : core::parse_bytes(text, opt).value();
+      };
+      o->req.min_bytes = bytes(o->min_bytes, "--min-bytes");
+      o->req.max_bytes = bytes(o->max_bytes, "--max-bytes");
+      auto rows = sim::bench_collective(o->req);
+      if (o->json) std::printf("%s\n", sim::bench_json(o->req, rows).dump(2).c_str());
+      else std::printf("%s", sim::format_bench(o->req, rows).c_str());
     });
   }
 }

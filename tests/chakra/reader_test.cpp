@@ -215,5 +215,34 @@ TEST(ChakraReader, ProcessGroupsFromPgName) {
   EXPECT_NO_THROW(validate(p, prefix));
 }
 
+
+TEST(ChakraReader, HostSideOpsRunOnTheCpuStream) {
+  // The feeder trace's is_cpu_op nodes (PyTorch CPU ops and the 14 host-side c10d:: calls)
+  // go to Stream::Cpu, so they overlap GPU kernels as in ASTRA-sim (one CPU op and one GPU
+  // compute op in flight); GPU kernels and the 7 NCCL collectives stay on their streams.
+  TempDir dir;
+  Program p = read_chakra(extract_feeder_trace(dir));
+  size_t cpu = 0, gpu_compute = 0;
+  for (const Op& op : p.lanes[0].ops) {
+    if (op.stream == Stream::Cpu) {
+      ++cpu;
+      EXPECT_EQ(op.kind, OpKind::Compute);
+    } else if (op.kind == OpKind::Compute) {
+      ++gpu_compute;
+    }
+    if (op.kind == OpKind::Collective) EXPECT_EQ(op.stream, Stream::DpComm);
+  }
+  EXPECT_GE(cpu, 14u);
+  EXPECT_GT(gpu_compute, 0u);
+  EXPECT_EQ(cpu + gpu_compute, 3657u);
+  EXPECT_STREQ(to_string(Stream::Cpu), "cpu");
+  // Written back, they are CPU ops for Chakra's feeders and read back onto the Cpu stream.
+  write_chakra(p, dir / "copy");
+  Program back = read_chakra(dir / "copy");
+  size_t cpu_back = 0;
+  for (const Op& op : back.lanes[0].ops) cpu_back += op.stream == Stream::Cpu;
+  EXPECT_EQ(cpu_back, cpu);
+}
+
 }  // namespace
 }  // namespace tcsim::workloads

@@ -47,7 +47,8 @@ TEST(Step, AllToAllDominatedMoeIsSlowerOnH800) {
   auto b = sim::simulate_in_child({h800, "moe-demo", "", {}});
   EXPECT_GT(b.step_time_s, a.step_time_s * 1.02);
   EXPECT_GT(b.breakdown.exposed_comm_s.at("ep_all_to_all"), 1.5 * a.breakdown.exposed_comm_s.at("ep_all_to_all"));
-  EXPECT_DOUBLE_EQ(a.breakdown.compute_s, b.breakdown.compute_s);
+  // Same GEMMs; only SM contention (compute launched while a comm kernel runs) differs.
+  EXPECT_NEAR(a.breakdown.compute_s, b.breakdown.compute_s, 0.02 * a.breakdown.compute_s);
   // Accounting adds up: compute + exposed comm + idle = step time (per GPU average).
   double exposed = 0;
   for (const auto& [k, v] : b.breakdown.exposed_comm_s) exposed += v;
@@ -88,4 +89,17 @@ TEST(ChakraReplay, AstraSimAllReduceMatchesAlphaBeta) {
   const double expected = 2 * (n - 1) / n * S / B + 2 * (n - 1) * 3.33e-6;
   EXPECT_NEAR(r.step_time_s, expected, 0.02 * expected);
   EXPECT_GT(r.breakdown.exposed_comm_s.size(), 0u);
+}
+
+TEST(Step, InMemoryClusterMatchesItsXmlPlatformExactly) {
+  // `run --gpu/--nodes/--fabric` builds the cluster in memory (routes computed on demand);
+  // it must give the same result as the `topo gen` XML of the same cluster.
+  auto xml = simtest::make_platform("H800", 2);
+  auto from_xml = sim::simulate_in_child({xml, "moe-demo", "", {}});
+  sim::RunRequest mem{"", "moe-demo", "", {}};
+  mem.gpu = "H800";
+  mem.nodes = 2;
+  auto in_memory = sim::simulate_in_child(mem);
+  EXPECT_DOUBLE_EQ(from_xml.step_time_s, in_memory.step_time_s);
+  EXPECT_DOUBLE_EQ(from_xml.breakdown.compute_s, in_memory.breakdown.compute_s);
 }

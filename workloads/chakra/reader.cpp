@@ -145,7 +145,11 @@ Program read_chakra(const std::string& prefix) {
         case NodeKind::Compute:
         case NodeKind::Memory: {
           op.kind = kind == NodeKind::Compute ? OpKind::Compute : OpKind::Memory;
-          op.stream = enum_attr(n, kStream, kStreamCount, kind == NodeKind::Compute ? Stream::Compute : Stream::Memory, where);
+          // Host-side ops (is_cpu_op: PyTorch CPU ops, c10d:: calls) run on the Cpu stream, one
+          // at a time, overlapping GPU kernels, as ASTRA-sim's HardwareResource schedules them.
+          const bool cpu = bool_attr(n, "is_cpu_op", where, false);
+          const Stream dflt = kind == NodeKind::Memory ? Stream::Memory : cpu ? Stream::Cpu : Stream::Compute;
+          op.stream = enum_attr(n, kStream, kStreamCount, dflt, where);
           auto& c = op.compute;
           c.flops = static_cast<double>(int_attr(n, "num_ops", where).value_or(0));
           c.hbm_bytes = static_cast<double>(int_attr(n, "tensor_size", where).value_or(0));

@@ -113,7 +113,8 @@ void write_chakra(const Program& p, const std::string& prefix) {
         n.add_data_deps(d);
       }
       auto* attrs = n.mutable_attr();
-      add(attrs, "is_cpu_op").set_bool_val(false);
+      // Host-side compute (Stream::Cpu) is a CPU op for Chakra's feeders; everything else a GPU op.
+      add(attrs, "is_cpu_op").set_bool_val(op.kind == OpKind::Compute && op.stream == Stream::Cpu);
       add(attrs, kStream).set_string_val(to_string(op.stream));
       add(attrs, kCategory).set_string_val(to_string(op.category));
       switch (op.kind) {

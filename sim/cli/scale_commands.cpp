@@ -1,0 +1,26 @@
+// `tcsim bench scale`: the simulator's own speed on fixed scenarios (issue 6).
+#include <cstdio>
+
+#include "sim/cli/commands.hpp"
+#include "sim/scale_bench.hpp"
+
+namespace tcsim::cli {
+
+void register_scale_commands(CLI::App& app) {
+  CLI::App* bench = nullptr;
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->get_name() == "bench") bench = sub;
+  if (bench == nullptr) bench = app.add_subcommand("bench", "Benchmarks: collectives (as nccl-tests) and the simulator's own speed");
+  auto* cmd = bench->add_subcommand("scale", "Run fixed scenarios and print simulated step time, wall time, peak RSS, events/s");
+  auto only = std::make_shared<std::vector<std::string>>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("--only", *only, "comma-separated scenario prefixes, e.g. S1,S4 (default: all)")->delimiter(',');
+  cmd->add_flag("--json", *json, "print a JSON list of rows");
+  cmd->callback([only, json] {
+    auto rows = sim::run_scale_bench(*only);
+    if (*json) std::printf("%s\n", sim::to_json(rows).dump(2).c_str());
+    else std::printf("%s", sim::format_scale_table(rows).c_str());
+  });
+}
+
+}  // namespace tcsim::cli

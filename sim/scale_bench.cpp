@@ -1,0 +1,199 @@
+#include "sim/scale_bench.hpp"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+
+#include <simgrid/s4u.hpp>
+
+#include "core/error.hpp"
+#include "core/overrides.hpp"
+#include "sim/collectives.hpp"
+#include "sim/cost_model.hpp"
+#include "sim/executor.hpp"
+#include "sim/platform.hpp"
+#include "topology/cluster.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
+#include "workloads/synthetic.hpp"
+
+namespace tcsim::sim {
+namespace sg = simgrid::s4u;
+
+namespace {
+
+struct Scenario {
+  std::string name, description;
+  std::string gpu;
+  int nodes = 0;
+  std::string fabric;
+  std::vector<std::string> sets;  // gpu.* / fabric.* / plan.* / model.*
+  std::function<workloads::Program(int ranks, core::Overrides&)> program;
+};
+
+std::vector<Scenario> scenarios() {
+  std::vector<Scenario> s;
+  auto preset_step = [](const std::string& workload_preset, const std::string& model) {
+    return [workload_preset, model](int ranks, core::Overrides& o) {
+      workloads::config::Workload w;
+      w.set_name(workload_preset);
+      w.set_model_preset(model);
+      workloads::apply_workload_overrides(w, o);
+      return workloads::generate(w, ranks);
+    };
+  };
+  const std::vector<std::string> v3 = {"plan.pp=16", "plan.ep=64", "plan.zero_stage=1", "plan.precision=fp8",
+                                       "plan.schedule=dualpipe", "plan.global_batch=15360", "plan.seq_len=4096"};
+  s.push_back({"S1", "DeepSeek-V3, 2,048 H800, multi-plane fat-tree, PP16 DualPipe, EP64, ZeRO-1, FP8, 15,360 x 4,096 tokens",
+               "H800", 256, "multi-plane-fat-tree", v3, preset_step("S1", "deepseek-v3")});
+  s.push_back({"S2", "S1 on H100", "H100", 256, "multi-plane-fat-tree", v3, preset_step("S2", "deepseek-v3")});
+  s.push_back({"S3", "Llama 3 405B, 16,384 H100, three-tier Clos, TP8 PP16 DP128, seq 8,192, 16M tokens/batch", "H100", 2048,
+               "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=2048", "plan.sp=true"},
+               preset_step("S3", "llama3-405b")});
+  // S4: ASTRA-sim's comparison trace, 400 GB/s NVLink (200 GB/s per direction), 50 GB/s per GPU.
+  for (int ranks : {256, 1024}) {
+    s.push_back({"S4-" + std::to_string(ranks),
+                 "synthetic MoE: 58 layers x (1 ms, 32 MiB all-to-all, 1 ms, 32 MiB all-to-all) fwd+bwd, 1 GiB all-reduce",
+                 "H800", ranks / 8, "single-switch", {"gpu.nvlink_bw=200GBps", "gpu.nic_bw=50GBps"},
+                 [](int n, core::Overrides&) { return workloads::synthetic_moe(n, 58, 1e-3, 32.0 * 1048576, 1073741824.0); }});
+  }
+  for (const char* op : {"a2a", "ar"}) {
+    for (int ranks : {8, 64, 256, 1024, 4096}) {
+      bool a2a = std::string(op) == "a2a";
+      s.push_back({"S5-" + std::string(op) + "-" + std::to_string(ranks),
+                   std::string(a2a ? "all-to-all" : "all-reduce") + " of 64 MiB per rank", "H800", ranks / 8, "single-switch",
+                   {"gpu.nic_bw=50GBps"},
+                   [a2a](int n, core::Overrides&) {
+                     return workloads::single_collective(n, a2a ? workloads::CollectiveType::AllToAll : workloads::CollectiveType::AllReduce,
+                                                         64.0 * 1048576);
+                   }});
+    }
+  }
+  return s;
+}
+
+ScaleRow run_in_child(const Scenario& sc) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe");
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    ScaleRow row;
+    std::string error;
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      core::Overrides o;
+      for (const auto& kv : sc.sets) o.add(kv, "scenario " + sc.name);
+      int argc = 2;
+      char a0[] = "tcsim", a1[] = "--log=root.thres:critical";
+      char* argv[] = {a0, a1, nullptr};
+      sg::Engine engine(&argc, argv);
+      configure_engine(engine);
+      auto spec = topology::find_gpu(sc.gpu);
+      topology::apply_gpu_overrides(spec, o);
+      auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
+      Platform platform = Platform::build(engine, cluster, o);
+      auto program = sc.program(platform.size(), o);
+      CostModel cost(platform.spec(), platform.calibration());
+      AlgorithmSelector selector;
+      auto trace = execute(platform, program, cost, selector);
+      row.step_time_s = trace.step_time;
+      row.events = trace.activities;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    nlohmann::json j = {{"step", row.step_time_s}, {"events", row.events}, {"wall", wall},
+                        {"rss_kib", ru.ru_maxrss}, {"error", error}};
+    std::string out = j.dump();
+    (void)!write(fds[1], out.data(), out.size());
+    close(fds[1]);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ScaleRow row;
+  row.scenario = sc.name;
+  row.description = sc.description;
+  row.ranks = sc.nodes * 8;
+  if (text.empty()) {
+    row.status = "crashed (status " + std::to_string(status) + ")";
+    return row;
+  }
+  auto j = nlohmann::json::parse(text);
+  row.step_time_s = j["step"].get<double>();
+  row.events = j["events"].get<size_t>();
+  row.wall_s = j["wall"].get<double>();
+  row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
+  row.events_per_s = row.wall_s > 0 ? static_cast<double>(row.events) / row.wall_s : 0;
+  if (!j["error"].get<std::string>().empty()) row.status = "not run: " + j["error"].get<std::string>();
+  return row;
+}
+
+}  // namespace
+
+std::vector<std::string> scale_scenarios() {
+  std::vector<std::string> names;
+  for (const auto& s : scenarios()) names.push_back(s.name);
+  return names;
+}
+
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only) {
+  std::vector<ScaleRow> rows;
+  auto all = scenarios();
+  for (const auto& o : only) {
+    bool any = false;
+    for (const auto& s : all) any = any || s.name.rfind(o, 0) == 0;
+    if (!any) {
+      std::string names;
+      for (const auto& s : all) names += (names.empty() ? "" : ", ") + s.name;
+      throw core::InputError("--only " + o, "no such scenario; scenarios: " + names);
+    }
+  }
+  for (const auto& s : all) {
+    bool selected = only.empty();
+    for (const auto& o : only) selected = selected || s.name.rfind(o, 0) == 0;
+    if (!selected) continue;
+    rows.push_back(run_in_child(s));
+    std::fprintf(stderr, "%s: %s\n", s.name.c_str(), rows.back().status.c_str());
+  }
+  return rows;
+}
+
+nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const auto& r : rows) {
+    j.push_back({{"scenario", r.scenario}, {"ranks", r.ranks}, {"step_time_s", r.step_time_s}, {"wall_s", r.wall_s},
+                 {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"status", r.status},
+                 {"description", r.description}});
+  }
+  return j;
+}
+
+std::string format_scale_table(const std::vector<ScaleRow>& rows) {
+  std::string s;
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %9s %12s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
+                "RSS (MiB)", "events/s", "status");
+  s += buf;
+  for (const auto& r : rows) {
+    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.2f %9.0f %12.0f  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
+                  r.wall_s, r.rss_mib, r.events_per_s, r.status.c_str());
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace tcsim::sim

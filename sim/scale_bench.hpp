@@ -1,0 +1,33 @@
+// `tcsim bench scale`: fixed scenarios that measure the simulator itself (issue 6):
+// simulated step time, wall time, peak RSS and simulated events per second. Each scenario
+// runs in its own forked process (one SimGrid engine per process) on an in-memory
+// platform; the wall clock is read only here, never inside a simulation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tcsim::sim {
+
+struct ScaleRow {
+  std::string scenario;     ///< "S1", "S4-256", "S5-a2a-4096", ...
+  std::string description;
+  int ranks = 0;
+  double step_time_s = 0;   ///< simulated
+  double wall_s = 0;
+  double rss_mib = 0;
+  double events_per_s = 0;  ///< SimGrid activities started per wall second
+  size_t events = 0;
+  std::string status = "ok";  ///< or why it did not run
+};
+
+/// Scenario names in order (S1, S2, S3, S4-256, S4-1024, S5-...).
+std::vector<std::string> scale_scenarios();
+/// Runs the scenarios whose name starts with one of `only` (all when empty).
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only);
+nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows);
+std::string format_scale_table(const std::vector<ScaleRow>& rows);
+
+}  // namespace tcsim::sim

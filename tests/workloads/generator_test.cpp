@@ -1,0 +1,259 @@
+// Program generation: TP/SP, PP with every schedule, CP, ZeRO, routing skew, node-limited
+// routing, multimodal data, folding, and every model preset with a small valid plan.
+#include <map>
+#include <numeric>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "sim/simulate.hpp"
+#include "tests/sim/sim_test_util.hpp"
+#include "workloads/enumerate.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
+#include "workloads/plan.hpp"
+#include "workloads/routing.hpp"
+
+namespace tcsim::workloads {
+namespace {
+
+config::Workload workload(const std::string& model, int64_t tp, int64_t pp, int64_t ep, const std::string& schedule = "1f1b",
+                          int64_t mbs = 0) {
+  config::Workload w;
+  w.set_name("test");
+  w.set_model_preset(model);
+  auto* p = w.mutable_plan();
+  p->set_tp(tp);
+  p->set_pp(pp);
+  p->set_ep(ep);
+  p->set_schedule(schedule);
+  p->set_uneven_stages(true);
+  if (mbs > 0) p->set_num_micro_batches(mbs);
+  w.set_seed(7);
+  return w;
+}
+
+std::map<CommCategory, int> count_by_category(const Program& p, size_t lane) {
+  std::map<CommCategory, int> c;
+  for (const auto& op : p.lanes[lane].ops)
+    if (op.kind != OpKind::Compute) c[op.category]++;
+  return c;
+}
+
+double flops_of(const Program& p) {
+  double f = 0;
+  for (const auto& l : p.lanes)
+    for (const auto& op : l.ops)
+      if (op.kind == OpKind::Compute) f += op.compute.flops * static_cast<double>(l.ranks.size());
+  return f;
+}
+
+TEST(Generator, PipelineFoldsToOneLanePerStageWithNeighbourRanksAligned) {
+  // llama3-70b (80 layers) TP8 PP4 on 64 GPUs: dp = 2, one lane per stage.
+  auto w = workload("llama3-70b", 8, 4, 1, "1f1b", 8);
+  Program p = generate(w, 64);
+  ASSERT_EQ(p.lanes.size(), 4u);
+  auto plan = resolve_plan(find_model("llama3-70b", "t"), w.plan(), 64);
+  RankLayout layout(plan);
+  for (size_t s = 0; s + 1 < p.lanes.size(); ++s) {
+    ASSERT_EQ(p.lanes[s].ranks.size(), 16u);
+    for (size_t k = 0; k < p.lanes[s].ranks.size(); ++k) {
+      auto a = layout.coord(p.lanes[s].ranks[k]), b = layout.coord(p.lanes[s + 1].ranks[k]);
+      EXPECT_EQ(a.pp + 1, b.pp);
+      EXPECT_EQ(a.tp, b.tp);
+      EXPECT_EQ(a.dp, b.dp);
+    }
+  }
+  // Small: ops per lane ~ micro-batches x layers per stage x a few.
+  EXPECT_LT(p.lanes[1].ops.size(), 8u * 20 * 2 * 12);
+  // Sends and receives: stage 1 receives 8 activations and 8 gradients.
+  int sends = 0, recvs = 0;
+  for (const auto& op : p.lanes[1].ops) sends += op.kind == OpKind::Send, recvs += op.kind == OpKind::Recv;
+  EXPECT_EQ(sends, 16);
+  EXPECT_EQ(recvs, 16);
+}
+
+TEST(Generator, TensorParallelUsesAllReducesOrSequenceParallelGatherScatter) {
+  // Per layer: without SP 2 all-reduces forward + 2 backward; with SP all-gather +
+  // reduce-scatter instead. dense-demo: 8 layers, 4 micro-batches, TP2.
+  auto w = workload("dense-demo", 2, 1, 1);
+  w.mutable_plan()->set_num_micro_batches(4);
+  Program p = generate(w, 8);
+  auto c = count_by_category(p, 0);
+  EXPECT_EQ(c[CommCategory::TpAllReduce], 4 * 8 * 4);
+  EXPECT_EQ(c[CommCategory::TpAllGather], 0);
+  w.mutable_plan()->set_sp(true);
+  Program q = generate(w, 8);
+  auto cq = count_by_category(q, 0);
+  EXPECT_EQ(cq[CommCategory::TpAllReduce], 0);
+  EXPECT_EQ(cq[CommCategory::TpAllGather], 4 * 8 * 4);
+  EXPECT_EQ(cq[CommCategory::TpReduceScatter], 4 * 8 * 4);
+  // All-gather output = tokens x hidden x 2 bytes.
+  for (const auto& op : q.lanes[0].ops)
+    if (op.category == CommCategory::TpAllGather) EXPECT_DOUBLE_EQ(op.coll.bytes, 4096.0 * 2048 * 2);
+  // TP splits the FLOPs: the same total over all ranks for the same global batch (16).
+  auto w1 = workload("dense-demo", 1, 1, 1);
+  w1.mutable_plan()->set_num_micro_batches(2);
+  EXPECT_NEAR(flops_of(p), flops_of(generate(w1, 8)), 1e-6 * flops_of(p));
+}
+
+TEST(Generator, EveryScheduleGeneratesAValidProgram) {
+  for (auto [sched, v, mbs] : std::vector<std::tuple<const char*, int, int>>{
+           {"gpipe", 1, 8}, {"1f1b", 1, 8}, {"interleaved-1f1b", 2, 8}, {"zb-h1", 1, 8}, {"dualpipe", 1, 8}}) {
+    auto w = workload("moe-demo", 1, 4, 8, sched, mbs);
+    w.mutable_plan()->set_virtual_stages(v);
+    w.mutable_plan()->set_uneven_stages(false);
+    if (v > 1) w.mutable_model()->CopyFrom(find_model("moe-demo", "t")), w.mutable_model()->set_layers(8);
+    Program p;
+    ASSERT_NO_THROW(p = generate(w, 32)) << sched;
+    EXPECT_EQ(p.lanes.size(), 4u) << sched;
+  }
+}
+
+TEST(Generator, ContextParallelAndZeroStagesAddTheirCollectives) {
+  auto w = workload("dense-demo", 1, 1, 1);
+  w.mutable_plan()->set_cp(2);
+  w.mutable_plan()->set_zero_stage(3);
+  Program p = generate(w, 8);
+  auto c = count_by_category(p, 0);
+  EXPECT_GT(c[CommCategory::CpExchange], 0);
+  EXPECT_GT(c[CommCategory::DpAllGather], 0);
+  EXPECT_GT(c[CommCategory::DpReduceScatter], 0);
+  w.mutable_plan()->set_zero_stage(0);
+  auto c0 = count_by_category(generate(w, 8), 0);
+  EXPECT_EQ(c0[CommCategory::DpReduceScatter], 0);
+  EXPECT_GT(c0[CommCategory::DpAllReduce], 0);
+}
+
+TEST(Generator, RoutingSkewIsSeededAndUnfoldsEpRanks) {
+  auto w = workload("moe-demo", 1, 1, 8);
+  auto* m = w.mutable_model();
+  m->CopyFrom(find_model("moe-demo", "t"));
+  m->mutable_routing()->set_kind(config::RoutingDistribution::ZIPF);
+  m->mutable_routing()->set_zipf_exponent(1.2);
+  m->mutable_routing()->set_shuffle_per_layer(true);
+  Program a = generate(w, 16), b = generate(w, 16);
+  ASSERT_EQ(a.lanes.size(), 8u);  // one lane per EP index
+  EXPECT_EQ(a.lanes[0].ranks.size(), 2u);
+  std::set<double> expert_flops;
+  for (size_t l = 0; l < a.lanes.size(); ++l) {
+    ASSERT_EQ(a.lanes[l].ops.size(), b.lanes[l].ops.size());
+    for (size_t i = 0; i < a.lanes[l].ops.size(); ++i) EXPECT_EQ(a.lanes[l].ops[i].compute.flops, b.lanes[l].ops[i].compute.flops);
+    for (const auto& op : a.lanes[l].ops)
+      if (op.compute.cls == ComputeClass::ExpertGemm) expert_flops.insert(op.compute.flops);
+  }
+  EXPECT_GT(expert_flops.size(), 8u);  // uneven work per rank
+  // Dispatch matrices: rows sum to the rank's dispatch bytes.
+  const Op* dispatch = nullptr;
+  for (const auto& op : a.lanes[0].ops)
+    if (op.kind == OpKind::Collective && op.coll.type == CollectiveType::AllToAll) { dispatch = &op; break; }
+  ASSERT_NE(dispatch, nullptr);
+  ASSERT_TRUE(dispatch->coll.matrix);
+  ASSERT_EQ(dispatch->coll.matrix->size(), 64u);
+  double row = std::accumulate(dispatch->coll.matrix->begin(), dispatch->coll.matrix->begin() + 8, 0.0);
+  EXPECT_NEAR(row, dispatch->coll.bytes, 1e-6 * row);
+  // Another seed, another program.
+  w.set_seed(8);
+  Program c = generate(w, 16);
+  bool differs = false;
+  for (size_t l = 0; l < a.lanes.size() && !differs; ++l)
+    for (size_t i = 0; i < a.lanes[l].ops.size(); ++i)
+      if (a.lanes[l].ops[i].compute.flops != c.lanes[l].ops[i].compute.flops) { differs = true; break; }
+  EXPECT_TRUE(differs);
+  // Unfolded, the same structure per rank.
+  Program u = generate(w, 16, GeneratorOptions{false});
+  EXPECT_EQ(u.lanes.size(), 16u);
+}
+
+TEST(Generator, NodeLimitedRoutingSetsMaxNodes) {
+  auto w = workload("deepseek-v3", 1, 4, 16, "1f1b", 8);
+  Program p = generate(w, 64);
+  int a2a = 0;
+  for (const auto& l : p.lanes)
+    for (const auto& op : l.ops)
+      if (op.kind == OpKind::Collective && op.coll.type == CollectiveType::AllToAll) {
+        EXPECT_EQ(op.coll.max_nodes, 4u);
+        ++a2a;
+      }
+  EXPECT_GT(a2a, 0);
+}
+
+TEST(Generator, MultimodalImagesVaryPerMicroBatchWithTheSeed) {
+  auto w = workload("vlm-generic", 1, 2, 1, "1f1b", 4);
+  auto* m = w.mutable_model();
+  m->CopyFrom(find_model("vlm-generic", "t"));
+  m->mutable_images()->set_kind(config::ImageDistribution::POISSON);
+  m->mutable_images()->set_images_per_sample(2);
+  m->mutable_images()->add_resolutions(224), m->mutable_images()->add_resolutions(336);
+  Program p = generate(w, 8);
+  std::set<double> enc;
+  for (const auto& op : p.lanes[0].ops)
+    if (p.labels[op.label] == "vision encoder fwd") enc.insert(op.compute.flops);
+  EXPECT_GT(enc.size(), 1u);  // encoder work differs between micro-batches
+  for (const auto& op : p.lanes[1].ops) EXPECT_NE(p.labels[op.label], "vision encoder fwd");  // first stage only
+  Program q = generate(w, 8);
+  EXPECT_EQ(p.op_count(), q.op_count());
+}
+
+TEST(Generator, EveryModelPresetGeneratesWithASmallValidPlan) {
+  // For each preset, the first plan without problems among a few shapes on 64 GPUs.
+  for (const auto& name : model_names()) {
+    auto m = find_model(name, "t");
+    bool done = false;
+    for (int64_t pp : {4, 8, 2, 1}) {
+      for (int64_t tp : {8, 4, 2, 1}) {
+        for (int64_t ep : {16, 8, 4, 2, 1}) {
+          if (done) break;
+          auto w = workload(name, tp, pp, ep, "1f1b", 2 * pp);
+          if (!check_plan(m, w.plan(), 64).empty()) continue;
+          Program p;
+          ASSERT_NO_THROW(p = generate(w, 64)) << name << " tp" << tp << " pp" << pp << " ep" << ep;
+          EXPECT_NO_THROW(validate(p, name));
+          EXPECT_LT(p.op_count(), 200000u) << name;
+          done = true;
+        }
+      }
+    }
+    EXPECT_TRUE(done) << name << ": no valid plan tried";
+  }
+}
+
+TEST(Generator, EnumeratedPlansGenerate) {
+  auto m = find_model("mixtral-8x7b", "t");
+  EnumerateOptions o;
+  o.gpus = 32;
+  o.gpu_memory = core::Bytes(80.0 * (1ull << 30));
+  auto plans = enumerate_plans(m, o);
+  ASSERT_FALSE(plans.empty());
+  for (size_t i = 0; i < plans.size(); i += std::max<size_t>(1, plans.size() / 6)) {
+    config::Workload w;
+    w.set_name("enum");
+    w.set_model_preset("mixtral-8x7b");
+    *w.mutable_plan() = plans[i].plan;
+    EXPECT_NO_THROW(generate(w, 32)) << plans[i].plan.ShortDebugString();
+  }
+}
+
+TEST(Generator, FoldedAndUnfoldedPipelinesGiveTheSameStepTime) {
+  // dense-demo TP2 PP2 (SP) and moe-demo PP2 EP4 with DualPipe, on 2 H800 nodes.
+  auto xml = simtest::make_platform("H800", 2);
+  for (const auto& sets : std::vector<std::vector<std::string>>{
+           {"plan.tp=2", "plan.pp=2", "plan.sp=true", "plan.num_micro_batches=4"},
+           {"plan.pp=2", "plan.ep=4", "plan.schedule=dualpipe", "plan.num_micro_batches=4"}}) {
+    sim::RunRequest a, b;
+    a.platform = b.platform = xml;
+    a.workload = b.workload = sets.size() == 4 && sets[0] == "plan.tp=2" ? "dense-demo" : "moe-demo";
+    a.sets = b.sets = sets;
+    a.sets.push_back("sim.fold=true");
+    b.sets.push_back("sim.fold=false");
+    auto fa = sim::simulate_in_child(a), fb = sim::simulate_in_child(b);
+    EXPECT_GT(fa.step_time_s, 0);
+    EXPECT_NEAR(fa.step_time_s, fb.step_time_s, 0.01 * fb.step_time_s) << a.workload;
+    EXPECT_LT(fa.ops, fb.ops);
+  }
+}
+
+}  // namespace
+}  // namespace tcsim::workloads

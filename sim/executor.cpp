@@ -43,13 +43,19 @@ struct Instance {
   size_t groups_left = 0;
 };
 
+// One message of a send: its transfer may arrive before the receive is issued.
+struct P2PMsg {
+  std::pair<uint32_t, uint32_t> send, recv;  // (lane, op)
+  bool has_recv = false;
+  bool arrived = false;
+};
+
 // A running chain of phases for one group of one collective (or one p2p transfer).
 struct Chain {
   std::vector<Phase> phases;
   size_t next = 0;
   std::shared_ptr<Instance> instance;  // for collectives
-  // for p2p: the two (lane, op) ends
-  std::vector<std::pair<uint32_t, uint32_t>> p2p_ends;
+  std::shared_ptr<struct P2PMsg> msg;  // for point-to-point transfers
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
 };
 
@@ -220,39 +226,58 @@ private:
     }
   }
 
+  // Point-to-point with eager semantics, as ASTRA-sim and MPI's eager protocol: the data
+  // moves as soon as the send is issued; the send completes when it has arrived, the
+  // receive when it has arrived and the receive was issued. Sends and receives between
+  // the same two lanes with the same tag match in issue order.
   void arrive_p2p(uint32_t lane, uint32_t i) {
     const Op& op = op_of(lane, i);
-    bool is_send = op.kind == OpKind::Send;
-    uint32_t src = is_send ? lane : op.p2p.peer_lane;
-    uint32_t dst = is_send ? op.p2p.peer_lane : lane;
-    auto key = std::make_tuple(src, dst, op.p2p.tag);
-    auto& q = p2p_[key];
-    auto& mine = is_send ? q.sends : q.recvs;
-    auto& theirs = is_send ? q.recvs : q.sends;
-    if (theirs.empty()) {
-      mine.emplace_back(lane, i);
+    const bool is_send = op.kind == OpKind::Send;
+    const uint32_t src = is_send ? lane : op.p2p.peer_lane;
+    const uint32_t dst = is_send ? op.p2p.peer_lane : lane;
+    auto& q = p2p_[std::make_tuple(src, dst, op.p2p.tag)];
+    trace_.ops[lane][i].start = now();
+    if (!is_send) {
+      if (q.unmatched.empty()) {
+        q.recvs.emplace_back(lane, i);
+        return;
+      }
+      auto msg = q.unmatched.front();
+      q.unmatched.pop_front();
+      attach_recv(*msg, lane, i);
       return;
     }
-    auto other = theirs.front();
-    theirs.pop_front();
-    auto send_end = is_send ? std::make_pair(lane, i) : other;
-    auto recv_end = is_send ? other : std::make_pair(lane, i);
-    const Op& s = op_of(send_end.first, send_end.second);
+    auto msg = std::make_shared<P2PMsg>();
+    msg->send = {lane, i};
+    lanes_[lane].active_comm++;
+    if (!q.recvs.empty()) {
+      auto [rl, ri] = q.recvs.front();
+      q.recvs.pop_front();
+      attach_recv(*msg, rl, ri);
+    } else {
+      q.unmatched.push_back(msg);
+    }
     auto chain = std::make_shared<Chain>();
-    chain->p2p_ends = {send_end, recv_end};
+    chain->msg = msg;
     Phase p;
-    const auto& sr = program_.lanes[send_end.first].ranks;
-    const auto& dr = program_.lanes[recv_end.first].ranks;
+    const auto& sr = program_.lanes[lane].ranks;
+    const auto& dr = program_.lanes[op.p2p.peer_lane].ranks;
     for (size_t k = 0; k < std::max(sr.size(), dr.size()); ++k) {
       int a = sr[k % sr.size()], b = dr[k % dr.size()];
-      if (a != b && s.p2p.bytes > 0) p.transfers.push_back({a, b, s.p2p.bytes});
+      if (a != b && op.p2p.bytes > 0) p.transfers.push_back({a, b, op.p2p.bytes});
     }
     if (!p.transfers.empty()) chain->phases.push_back(std::move(p));
-    for (auto [l, oi] : chain->p2p_ends) {
-      trace_.ops[l][oi].start = now();
-      lanes_[l].active_comm++;
-    }
     next_phase(chain);
+  }
+
+  void attach_recv(P2PMsg& msg, uint32_t lane, uint32_t i) {
+    msg.recv = {lane, i};
+    msg.has_recv = true;
+    if (msg.arrived) {
+      complete_op(lane, i);
+    } else {
+      lanes_[lane].active_comm++;
+    }
   }
 
   // Starts the next phase of a chain as one parallel task, or finishes the chain.
@@ -332,9 +357,13 @@ private:
       if (--chain->instance->groups_left == 0) finish_collective(chain->instance);
       return;
     }
-    for (auto [l, i] : chain->p2p_ends) {
-      lanes_[l].active_comm--;
-      complete_op(l, i);
+    P2PMsg& msg = *chain->msg;
+    msg.arrived = true;
+    lanes_[msg.send.first].active_comm--;
+    complete_op(msg.send.first, msg.send.second);
+    if (msg.has_recv) {
+      lanes_[msg.recv.first].active_comm--;
+      complete_op(msg.recv.first, msg.recv.second);
     }
   }
 
@@ -411,7 +440,8 @@ private:
   std::vector<size_t> participants_;
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<Instance>> instances_;
   struct P2PQueue {
-    std::deque<std::pair<uint32_t, uint32_t>> sends, recvs;
+    std::deque<std::shared_ptr<P2PMsg>> unmatched;        // sent, no receive issued yet
+    std::deque<std::pair<uint32_t, uint32_t>> recvs;      // receives waiting for a send
   };
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, P2PQueue> p2p_;
   std::unordered_map<Handle*, std::pair<std::unique_ptr<Handle>, sg::ExecPtr>> handles_;

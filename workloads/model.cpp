@@ -165,9 +165,15 @@ config::Workload find_workload(const std::string& name_or_path, const std::strin
   } else if (looks_like_path(name_or_path) || std::filesystem::exists(name_or_path)) {
     core::load_config_file(name_or_path, w);
     if (w.name().empty()) w.set_name(std::filesystem::path(name_or_path).stem().string());
+  } else if (find_text(detail::model_preset_texts(), name_or_path) != nullptr) {
+    // A model preset alone is a workload with the default plan (data parallel, one
+    // micro-batch per replica); `--set plan.*` makes it the plan you want.
+    w.set_name(name_or_path);
+    w.set_model_preset(name_or_path);
   } else {
-    throw InputError(where, "unknown workload '" + name_or_path + "'; presets: " + join(workload_names()) +
-                                ", or a .textproto/.json file of a Workload");
+    throw InputError(where, "unknown workload '" + name_or_path + "'; workload presets: " + join(workload_names()) +
+                                "; model presets (with the default plan): " + join(model_names()) +
+                                "; or a .textproto/.json file of a Workload");
   }
   (void)workload_model(w, where.empty() ? "workload " + w.name() : where);  // validates the model
   return w;

@@ -103,3 +103,17 @@ TEST(Step, InMemoryClusterMatchesItsXmlPlatformExactly) {
   EXPECT_DOUBLE_EQ(from_xml.step_time_s, in_memory.step_time_s);
   EXPECT_DOUBLE_EQ(from_xml.breakdown.compute_s, in_memory.breakdown.compute_s);
 }
+
+TEST(ChakraReplay, SendRecvRingReplaysWithEagerSends) {
+  // ASTRA-sim's custom ring all-reduce made of send/recv nodes (8 ranks, 1 MiB): each rank
+  // sends before it receives, so sends must be eager (data moves when the send is issued).
+  // On platforms/examples/astra_ring8.xml (50 GB/s, 500 ns per link, no efficiency factor):
+  // 14 steps x (0.5 us + 131,072 B / 50 GB/s) + 7 reductions x 7 us = 92.70 us.
+  const std::string prefix = std::string(TCSIM_SOURCE_DIR) +
+                             "/../shared/external/astra-sim/astra-sim/examples/system/custom_collectives/"
+                             "custom_ring_allreduce_8npus_1MB/custom_allreduce";
+  const std::string xml = std::string(TCSIM_SOURCE_DIR) + "/platforms/examples/astra_ring8.xml";
+  auto r = sim::simulate_in_child({xml, "", prefix, {}});
+  const double expected = 14 * (0.5e-6 + 131072.0 / 50e9) + 7 * 7e-6;
+  EXPECT_NEAR(r.step_time_s, expected, 0.01 * expected);
+}

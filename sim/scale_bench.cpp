@@ -47,12 +47,13 @@ std::vector<Scenario> scenarios() {
     };
   };
   const std::vector<std::string> v3 = {"plan.pp=16", "plan.ep=64", "plan.zero_stage=1", "plan.precision=fp8",
-                                       "plan.schedule=dualpipe", "plan.global_batch=15360", "plan.seq_len=4096"};
+                                       "plan.schedule=dualpipe", "plan.global_batch=15360", "plan.seq_len=4096",
+                                       "plan.uneven_stages=true"};
   s.push_back({"S1", "DeepSeek-V3, 2,048 H800, multi-plane fat-tree, PP16 DualPipe, EP64, ZeRO-1, FP8, 15,360 x 4,096 tokens",
                "H800", 256, "multi-plane-fat-tree", v3, preset_step("S1", "deepseek-v3")});
   s.push_back({"S2", "S1 on H100", "H100", 256, "multi-plane-fat-tree", v3, preset_step("S2", "deepseek-v3")});
   s.push_back({"S3", "Llama 3 405B, 16,384 H100, three-tier Clos, TP8 PP16 DP128, seq 8,192, 16M tokens/batch", "H100", 2048,
-               "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=2048", "plan.sp=true"},
+               "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=2048", "plan.sp=true", "plan.uneven_stages=true"},
                preset_step("S3", "llama3-405b")});
   // S4: ASTRA-sim's comparison trace, 400 GB/s NVLink (200 GB/s per direction), 50 GB/s per GPU.
   for (int ranks : {256, 1024}) {

@@ -1,0 +1,84 @@
+// End-to-end development check (issue 5 item 5): Megatron-LM SC'21 weak-scaling rows on a
+// Selene-like A100 platform (Narayanan et al., arXiv 2104.04473 Table 1; plans from
+// NVIDIA/Megatron-LM examples/sc21/run_table_1.sh). Full table and analysis: docs/VALIDATION.md.
+//
+// NOT YET VALIDATED. No row of Table 1 is within the +-15% target today: every row is
+// predicted 14-70% FASTER than published (docs/VALIDATION.md gives the table and what
+// causes the error). The tests below therefore do NOT check against the published
+// figures. They pin the CURRENT predictions of three small rows at +-3% so that a change to
+// the compute model, the collectives or the schedules shows up here and the validation
+// table in docs/VALIDATION.md is re-run. When a row comes within +-15% of its published
+// TFLOPS/GPU with the one A100 calibration (platforms/calibration.textproto, measured by
+// microbenchmarks, never tuned to this table), move it to a test that asserts the published
+// figure at +-15%.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sim/simulate.hpp"
+
+using namespace tcsim;
+
+namespace {
+
+struct Row {
+  const char* preset;
+  int layers, hidden, tp, pp, gpus, global_batch, micro_batch;
+  double published_tflops;  // arXiv 2104.04473 Table 1, achieved TFLOPS per GPU
+  double pinned_tflops;     // this simulator's prediction when the pin was set (not validated)
+};
+
+// Megatron's FLOP count per iteration with full activation recomputation (arXiv 2104.04473
+// sec 5.1 / appendix): F = 96 B s l h^2 (1 + s/(6h) + V/(16 l h)), s = 2048, V = 51,200.
+double megatron_flops(const Row& r) {
+  const double B = r.global_batch, s = 2048, V = 51200, l = r.layers, h = r.hidden;
+  return 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
+}
+
+double predicted_tflops_per_gpu(const Row& r) {
+  sim::RunRequest req;
+  req.gpu = "A100";
+  req.nodes = r.gpus / 8;
+  req.gpus_per_node = 8;
+  // Selene-like fabric: the selene-a100-3072 preset (`tcsim topo presets`), at this row's size.
+  req.fabric = "multi-plane-fat-tree";
+  req.workload = r.preset;
+  req.sets = {"fabric.radix=40",
+              "plan.tp=" + std::to_string(r.tp),
+              "plan.pp=" + std::to_string(r.pp),
+              "plan.global_batch=" + std::to_string(r.global_batch),
+              "plan.micro_batch=" + std::to_string(r.micro_batch),
+              "plan.recompute=full"};
+  const auto res = sim::simulate_in_child(req);
+  EXPECT_GT(res.step_time_s, 0.0);
+  return megatron_flops(r) / res.step_time_s / r.gpus / 1e12;
+}
+
+// Regression pin, NOT validation: +-3% around the current prediction.
+void expect_pinned(const Row& r) {
+  const double got = predicted_tflops_per_gpu(r);
+  EXPECT_NEAR(got, r.pinned_tflops, 0.03 * r.pinned_tflops)
+      << r.preset << ": prediction moved; re-run docs/VALIDATION.md (published " << r.published_tflops
+      << " TFLOPS/GPU)";
+}
+
+}  // namespace
+
+// 1.7B, TP1 PP1, 32 GPUs, batch 512, micro-batch 16: published 137 TFLOPS/GPU (Table 1).
+// Predicted about 233 (+70%): pure data parallelism, so this row isolates the compute model.
+TEST(MegatronSc21NotYetValidated, Row1p7BPinned) {
+  expect_pinned({"megatron-1.7b", 24, 2304, 1, 1, 32, 512, 16, 137, 233.2});
+}
+
+// 7.5B, TP4 PP1, 128 GPUs, batch 512, micro-batch 16: published 142 TFLOPS/GPU (Table 1).
+// Predicted about 195 (+37%): adds blocking TP all-reduces over NVLink.
+TEST(MegatronSc21NotYetValidated, Row7p5BPinned) {
+  expect_pinned({"megatron-7.5b", 36, 4096, 4, 1, 128, 512, 16, 142, 194.8});
+}
+
+// 39.1B, TP8 PP2, 512 GPUs, batch 1536, micro-batch 4, 1F1B: published 138 TFLOPS/GPU
+// (Table 1). Predicted about 171 (+24%): adds the pipeline (P2P across nodes, bubble).
+TEST(MegatronSc21NotYetValidated, Row39p1BPinned) {
+  expect_pinned({"megatron-39.1b", 48, 8192, 8, 2, 512, 1536, 4, 138, 171.1});
+}

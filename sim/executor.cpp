@@ -57,6 +57,7 @@ struct Chain {
   std::shared_ptr<Instance> instance;  // for collectives
   std::shared_ptr<struct P2PMsg> msg;  // for point-to-point transfers
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
+  size_t tasks_left = 0;   // parallel tasks of the current phase still running
 };
 
 struct Handle {
@@ -297,23 +298,36 @@ private:
       ++chain->next;
     }
     chain->delay_after = repeat > 1 ? static_cast<double>(repeat - 1) * phase_latency(ph) : 0.0;
-    std::vector<sg::Host*> hosts;
-    std::unordered_map<int, size_t> index;
-    for (const auto& t : ph.transfers) {
-      for (int r : {t.src, t.dst}) {
-        if (index.emplace(r, hosts.size()).second) hosts.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
-      }
-    }
-    const size_t k = hosts.size();
-    std::vector<double> bytes(k * k, 0.0);
     const double scale = ph.byte_scale * static_cast<double>(repeat);
-    for (const auto& t : ph.transfers) bytes[index[t.src] * k + index[t.dst]] += t.bytes * scale;
-    auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::PhaseTask;
-    h->chain = chain;
-    ++trace_.ptasks;
-    launch(exec, std::move(h));
+    // Sparse phases: one parallel task per (source node, destination node) block of the
+    // phase, so a task's dense k x k matrix stays small (a 4,096-rank ring step is ~1,000
+    // tasks of a few hosts, not one task of 4,096^2 entries). Blocks progress
+    // independently, sharing links max-min fairly; the phase ends when the last one ends.
+    std::map<std::pair<int, int>, std::vector<const Transfer*>> blocks;
+    for (const auto& t : ph.transfers) {
+      const int sn = options_.split_phases ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
+      const int dn = options_.split_phases ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
+      blocks[{sn, dn}].push_back(&t);
+    }
+    chain->tasks_left = blocks.size();
+    for (const auto& [key, ts] : blocks) {
+      std::vector<sg::Host*> hosts;
+      std::unordered_map<int, size_t> index;
+      for (const Transfer* t : ts) {
+        for (int r : {t->src, t->dst}) {
+          if (index.emplace(r, hosts.size()).second) hosts.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+        }
+      }
+      const size_t k = hosts.size();
+      std::vector<double> bytes(k * k, 0.0);
+      for (const Transfer* t : ts) bytes[index[t->src] * k + index[t->dst]] += t->bytes * scale;
+      auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
+      auto h = std::make_unique<Handle>();
+      h->kind = Handle::PhaseTask;
+      h->chain = chain;
+      ++trace_.ptasks;
+      launch(exec, std::move(h));
+    }
   }
 
   static bool same_phase(const Phase& a, const Phase& b) {
@@ -378,6 +392,8 @@ private:
     handles_.erase(it);
     if (owned->kind == Handle::ComputeTimer) {
       complete_op(owned->lane, owned->op);
+    } else if (owned->kind == Handle::PhaseTask && --owned->chain->tasks_left > 0) {
+      return;  // other blocks of this phase still run
     } else if (owned->kind == Handle::PhaseTask && owned->chain->delay_after > 0) {
       start_delay(owned->chain);
     } else {

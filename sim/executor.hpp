@@ -44,6 +44,9 @@ struct ExecutionTrace {
 
 struct ExecutorOptions {
   bool sm_contention = true;
+  /// One parallel task per (source node, destination node) block of a phase (see
+  /// executor.cpp); false runs each phase as one task over all its hosts.
+  bool split_phases = true;
 };
 
 /// Runs program on platform in the current SimGrid engine. Call once per process.

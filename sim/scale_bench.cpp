@@ -168,7 +168,9 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only) {
     for (const auto& o : only) selected = selected || s.name.rfind(o, 0) == 0;
     if (!selected) continue;
     rows.push_back(run_in_child(s));
-    std::fprintf(stderr, "%s: %s\n", s.name.c_str(), rows.back().status.c_str());
+    const auto& r = rows.back();
+    std::fprintf(stderr, "%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(), r.status.c_str(),
+                 r.step_time_s, r.wall_s, r.rss_mib, r.events);
   }
   return rows;
 }

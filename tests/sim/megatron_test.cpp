@@ -3,7 +3,7 @@
 // NVIDIA/Megatron-LM examples/sc21/run_table_1.sh). Full table and analysis: docs/VALIDATION.md.
 //
 // NOT YET VALIDATED. No row of Table 1 is within the +-15% target today: every row is
-// predicted 14-70% FASTER than published (docs/VALIDATION.md gives the table and what
+// predicted 22-70% FASTER than published (docs/VALIDATION.md gives the table and what
 // causes the error). The tests below therefore do NOT check against the published
 // figures. They pin the CURRENT predictions of three small rows at +-3% so that a change to
 // the compute model, the collectives or the schedules shows up here and the validation

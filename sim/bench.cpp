@@ -1,7 +1,8 @@
 #include "sim/bench.hpp"
 
-#include <sys/wait.h>
-#include <unistd.h>
+#include "sim/child_process.hpp"
+#include "workloads/synthetic.hpp"
+
 
 #include <cerrno>
 #include <cmath>
@@ -52,67 +53,6 @@ bool is_moe(const std::string& op) { return op == "dispatch" || op == "combine";
 
 // Runs fn in a forked child (one SimGrid engine per process) and returns the text it
 // produced; an InputError in the child is rethrown here.
-std::string in_child(const std::function<std::string()>& fn) {
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    close(fds[0]);
-    std::string out;
-    int code = 0;
-    try {
-      out = nlohmann::ordered_json{{"ok", fn()}}.dump();
-    } catch (const InputError& e) {
-      out = nlohmann::ordered_json{{"error_where", e.where()}, {"error_what", e.problem()}}.dump();
-      code = 2;
-    } catch (const std::exception& e) {
-      out = nlohmann::ordered_json{{"error_where", "internal"}, {"error_what", e.what()}}.dump();
-      code = 3;
-    }
-    size_t off = 0;
-    while (off < out.size()) {
-      ssize_t n = write(fds[1], out.data() + off, out.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    close(fds[1]);
-    _exit(code);
-  }
-  close(fds[1]);
-  std::string text;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (text.empty()) throw std::runtime_error("benchmark child died (status " + std::to_string(status) + ")");
-  auto j = nlohmann::ordered_json::parse(text);
-  if (j.contains("error_where")) throw InputError(j["error_where"].get<std::string>(), j["error_what"].get<std::string>());
-  return j["ok"].get<std::string>();
-}
-
-workloads::Program one_collective(int n, CollectiveType type, double bytes) {
-  workloads::Program p;
-  p.world_size = n;
-  workloads::Lane lane;
-  for (int r = 0; r < n; ++r) lane.ranks.push_back(r);
-  p.lanes.push_back(lane);
-  workloads::Communicator c{"world", {{}}};
-  for (int r = 0; r < n; ++r) c.groups[0].push_back(r);
-  p.comms.push_back(c);
-  workloads::Op op;
-  op.kind = workloads::OpKind::Collective;
-  op.stream = workloads::Stream::DpComm;
-  op.coll.type = type;
-  op.coll.comm = 0;
-  op.coll.bytes = bytes;
-  op.label = p.label(workloads::to_string(type));
-  p.lanes[0].ops.push_back(op);
-  return p;
-}
 
 }  // namespace
 
@@ -164,7 +104,7 @@ std::vector<BenchRow> bench_collective(const BenchRequest& req) {
   std::vector<BenchRow> rows;
   for (double bytes = req.min_bytes; bytes <= req.max_bytes * (1 + 1e-12); bytes *= req.factor) {
     const double b = std::round(bytes);
-    std::string text = in_child([&] {
+    std::string text = run_in_child([&] {
       int argc = 2;
       char a0[] = "tcsim", a1[] = "--log=root.thres:critical";
       char* argv[] = {a0, a1, nullptr};
@@ -177,7 +117,7 @@ std::vector<BenchRow> bench_collective(const BenchRequest& req) {
       core::Overrides none;
       Platform platform = Platform::build(engine, cluster, none);
       CostModel cost(platform.spec(), platform.calibration());
-      auto trace = execute(platform, one_collective(req.gpus, type, b), cost, selector);
+      auto trace = execute(platform, workloads::single_collective(req.gpus, type, b), cost, selector);
       std::string algo = trace.algorithms_used.empty() ? "-" : trace.algorithms_used.front();
       auto colon = algo.find(':');
       if (colon != std::string::npos) algo = algo.substr(colon + 1);

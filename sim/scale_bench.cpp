@@ -1,8 +1,6 @@
 #include "sim/scale_bench.hpp"
 
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/overrides.hpp"
+#include "sim/child_process.hpp"
 #include "sim/collectives.hpp"
 #include "sim/cost_model.hpp"
 #include "sim/executor.hpp"
@@ -77,60 +76,46 @@ std::vector<Scenario> scenarios() {
   return s;
 }
 
-ScaleRow run_in_child(const Scenario& sc) {
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe");
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    ScaleRow row;
-    std::string error;
-    auto t0 = std::chrono::steady_clock::now();
-    try {
-      core::Overrides o;
-      for (const auto& kv : sc.sets) o.add(kv, "scenario " + sc.name);
-      int argc = 2;
-      char a0[] = "tcsim", a1[] = "--log=root.thres:critical";
-      char* argv[] = {a0, a1, nullptr};
-      sg::Engine engine(&argc, argv);
-      configure_engine(engine);
-      auto spec = topology::find_gpu(sc.gpu);
-      topology::apply_gpu_overrides(spec, o);
-      auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
-      Platform platform = Platform::build(engine, cluster, o);
-      auto program = sc.program(platform.size(), o);
-      CostModel cost(platform.spec(), platform.calibration());
-      AlgorithmSelector selector;
-      auto trace = execute(platform, program, cost, selector);
-      row.step_time_s = trace.step_time;
-      row.events = trace.activities;
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    nlohmann::json j = {{"step", row.step_time_s}, {"events", row.events}, {"wall", wall},
-                        {"rss_kib", ru.ru_maxrss}, {"error", error}};
-    std::string out = j.dump();
-    (void)!write(fds[1], out.data(), out.size());
-    close(fds[1]);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+ScaleRow run_scenario(const Scenario& sc) {
   ScaleRow row;
   row.scenario = sc.name;
   row.description = sc.description;
   row.ranks = sc.nodes * 8;
-  if (text.empty()) {
-    row.status = "crashed (status " + std::to_string(status) + ")";
+  std::string text;
+  try {
+    text = run_in_child([&] {
+      double step = 0;
+      size_t events = 0;
+      std::string error;
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        core::Overrides o;
+        for (const auto& kv : sc.sets) o.add(kv, "scenario " + sc.name);
+        int argc = 2;
+        char a0[] = "tcsim", a1[] = "--log=root.thres:critical";
+        char* argv[] = {a0, a1, nullptr};
+        sg::Engine engine(&argc, argv);
+        configure_engine(engine);
+        auto spec = topology::find_gpu(sc.gpu);
+        topology::apply_gpu_overrides(spec, o);
+        auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
+        Platform platform = Platform::build(engine, cluster, o);
+        auto program = sc.program(platform.size(), o);
+        CostModel cost(platform.spec(), platform.calibration());
+        AlgorithmSelector selector;
+        auto trace = execute(platform, program, cost, selector);
+        step = trace.step_time;
+        events = trace.activities;
+      } catch (const std::exception& e) {
+        error = e.what();  // reported in the row, the other scenarios still run
+      }
+      double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      struct rusage ru {};
+      getrusage(RUSAGE_SELF, &ru);
+      return nlohmann::json{{"step", step}, {"events", events}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error}}.dump();
+    });
+  } catch (const std::exception& e) {
+    row.status = std::string("crashed: ") + e.what();
     return row;
   }
   auto j = nlohmann::json::parse(text);
@@ -167,7 +152,7 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only) {
     bool selected = only.empty();
     for (const auto& o : only) selected = selected || s.name.rfind(o, 0) == 0;
     if (!selected) continue;
-    rows.push_back(run_in_child(s));
+    rows.push_back(run_scenario(s));
     const auto& r = rows.back();
     std::fprintf(stderr, "%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(), r.status.c_str(),
                  r.step_time_s, r.wall_s, r.rss_mib, r.events);

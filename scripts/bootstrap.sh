@@ -13,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev      # JSON results
   zlib1g-dev              # gzip-compressed Chakra traces
   libxml2-dev             # topo check: XML with line numbers
+  graphviz                # topo show --dot: the render test draws the fabric with dot -Tpng
   libgtest-dev libgmock-dev
   python3                 # scripts/ and experiments/ helpers
   slurm-wlm munge         # the real single-machine Slurm used by the sweep tests

@@ -18,6 +18,19 @@ Program skeleton(int ranks, bool fold) {
   return p;
 }
 
+// A collective op on communicator `comm`, on the stream and category its type implies.
+Op collective(CollectiveType type, uint32_t comm, double bytes) {
+  const bool a2a = type == CollectiveType::AllToAll;
+  Op op;
+  op.kind = OpKind::Collective;
+  op.stream = a2a ? Stream::EpComm : Stream::DpComm;
+  op.category = a2a ? CommCategory::EpAllToAll : CommCategory::DpAllReduce;
+  op.coll.type = type;
+  op.coll.comm = comm;
+  op.coll.bytes = bytes;
+  return op;
+}
+
 }  // namespace
 
 Program synthetic_moe(int ranks, int layers, double compute_s, double a2a_bytes, double allreduce_bytes, int a2a_group,
@@ -46,16 +59,7 @@ Program synthetic_moe(int ranks, int layers, double compute_s, double a2a_bytes,
       op.compute.fixed_seconds = compute_s;
       add(op, name);
     };
-    auto a2a = [&](const std::string& name) {
-      Op op;
-      op.kind = OpKind::Collective;
-      op.stream = Stream::EpComm;
-      op.category = CommCategory::EpAllToAll;
-      op.coll.type = CollectiveType::AllToAll;
-      op.coll.comm = 1;
-      op.coll.bytes = a2a_bytes;
-      add(op, name);
-    };
+    auto a2a = [&](const std::string& name) { add(collective(CollectiveType::AllToAll, 1, a2a_bytes), name); };
     for (const char* dir : {"fwd", "bwd"}) {
       for (int l = 0; l < layers; ++l) {
         std::string L = "L" + std::to_string(l) + " " + dir;
@@ -65,14 +69,7 @@ Program synthetic_moe(int ranks, int layers, double compute_s, double a2a_bytes,
         a2a(L + " a2a 2");
       }
     }
-    Op ar;
-    ar.kind = OpKind::Collective;
-    ar.stream = Stream::DpComm;
-    ar.category = CommCategory::DpAllReduce;
-    ar.coll.type = CollectiveType::AllReduce;
-    ar.coll.comm = 0;
-    ar.coll.bytes = allreduce_bytes;
-    add(ar, "grad all-reduce");
+    add(collective(CollectiveType::AllReduce, 0, allreduce_bytes), "grad all-reduce");
   }
   p.tokens_per_step = 0;
   p.model_flops_per_step = 0;
@@ -85,13 +82,7 @@ Program single_collective(int ranks, CollectiveType type, double bytes, bool fol
   for (int r = 0; r < ranks; ++r) world.groups[0].push_back(r);
   p.comms = {world};
   for (auto& lane : p.lanes) {
-    Op op;
-    op.kind = OpKind::Collective;
-    op.stream = type == CollectiveType::AllToAll ? Stream::EpComm : Stream::DpComm;
-    op.category = type == CollectiveType::AllToAll ? CommCategory::EpAllToAll : CommCategory::DpAllReduce;
-    op.coll.type = type;
-    op.coll.comm = 0;
-    op.coll.bytes = bytes;
+    Op op = collective(type, 0, bytes);
     op.label = p.label(std::string(to_string(type)));
     lane.ops.push_back(op);
   }

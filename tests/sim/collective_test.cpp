@@ -50,25 +50,19 @@ double hopper_nvlink_eff() { return sim::calibration_for("hopper").nvlink_effici
 TEST(RingAllReduce, MatchesAlphaBetaOnIdleNode) {
   const int n = 8;
   auto xml = simtest::make_platform("H100", 1);
-  auto t = simtest::in_child([&] {
-    auto tr = simtest::run_program(xml, collective_program(n, CollectiveType::AllReduce, kS), {"sim.algo.all_reduce=ring"});
-    return std::vector<double>{tr.step_time};
-  });
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllReduce, kS), {"sim.algo.all_reduce=ring"});
   // Ring all-reduce: 2(n-1)/n * S/B + 2(n-1) * alpha.
   const double B = kBwH100 * hopper_nvlink_eff();
   const double expected = 2.0 * (n - 1) / n * kS / B + 2.0 * (n - 1) * kAlphaNvlink;
-  EXPECT_NEAR(t.at(0), expected, 0.02 * expected);
+  EXPECT_NEAR(t, expected, 0.02 * expected);
 }
 
 TEST(RingAllReduce, BusBandwidthOfH100IsNcclTestsFigure) {
   // nccl-tests busBW = algbw * 2(n-1)/n; H100 8-GPU ring: 365-370 GB/s (NCCL issue 1455).
   const int n = 8;
   auto xml = simtest::make_platform("H100", 1);
-  auto t = simtest::in_child([&] {
-    auto tr = simtest::run_program(xml, collective_program(n, CollectiveType::AllReduce, 8 * kS), {"sim.algo.all_reduce=ring"});
-    return std::vector<double>{tr.step_time};
-  });
-  const double busbw = 8 * kS / t.at(0) * 2.0 * (n - 1) / n;
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllReduce, 8 * kS), {"sim.algo.all_reduce=ring"});
+  const double busbw = 8 * kS / t * 2.0 * (n - 1) / n;
   EXPECT_NEAR(busbw, 367e9, 0.10 * 367e9);
 }
 
@@ -76,52 +70,40 @@ TEST(NvlsAllReduce, H800BusBandwidthIsReported215) {
   // H800 8-GPU all-reduce busBW ~215 GB/s (NCCL issue 1374); NCCL picks NVLS there.
   const int n = 8;
   auto xml = simtest::make_platform("H800", 1);
-  auto t = simtest::in_child([&] {
-    auto tr = simtest::run_program(xml, collective_program(n, CollectiveType::AllReduce, 8 * kS));
-    return std::vector<double>{tr.step_time};
-  });
-  const double busbw = 8 * kS / t.at(0) * 2.0 * (n - 1) / n;
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllReduce, 8 * kS));
+  const double busbw = 8 * kS / t * 2.0 * (n - 1) / n;
   EXPECT_NEAR(busbw, 215e9, 0.10 * 215e9);
 }
 
 TEST(DirectAllToAll, MatchesAlphaBetaOnIdleNode) {
   const int n = 8;
   auto xml = simtest::make_platform("H100", 1);
-  auto t = simtest::in_child([&] {
-    auto tr = simtest::run_program(xml, collective_program(n, CollectiveType::AllToAll, kS));
-    return std::vector<double>{tr.step_time};
-  });
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllToAll, kS));
   // All-to-all of S bytes per rank: (n-1)/n * S/B + alpha.
   const double B = kBwH100 * hopper_nvlink_eff();
   const double expected = (n - 1.0) / n * kS / B + kAlphaNvlink;
-  EXPECT_NEAR(t.at(0), expected, 0.02 * expected);
+  EXPECT_NEAR(t, expected, 0.02 * expected);
 }
 
 TEST(DirectAllToAll, CrossNodeIsBoundByTheNic) {
   // 2 nodes x 8 H100: each rank sends 8 of its 16 slices across its own 400 Gb/s NIC.
   const int n = 16;
   auto xml = simtest::make_platform("H100", 2);
-  auto t = simtest::in_child([&] {
-    auto tr = simtest::run_program(xml, collective_program(n, CollectiveType::AllToAll, kS));
-    return std::vector<double>{tr.step_time};
-  });
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllToAll, kS));
   const double nic = 50e9 * sim::calibration_for("hopper").nic_efficiency;
   const double expected = (kS / 2) / nic + 2.8e-6;
-  EXPECT_NEAR(t.at(0), expected, 0.02 * expected);
+  EXPECT_NEAR(t, expected, 0.02 * expected);
 }
 
 TEST(Contention, TwoConcurrentAllReducesShareTheLinks) {
   const int n = 8;
   auto xml = simtest::make_platform("H100", 1);
-  auto t = simtest::in_child([&] {
-    auto one = simtest::run_program(xml, collective_program(n, CollectiveType::AllReduce, kS, 1), {"sim.algo.all_reduce=ring"});
-    return std::vector<double>{one.step_time};
-  });
+  const double t = simtest::step_time(xml, collective_program(n, CollectiveType::AllReduce, kS, 1), {"sim.algo.all_reduce=ring"});
   auto t2 = simtest::in_child([&] {
     auto two = simtest::run_program(xml, collective_program(n, CollectiveType::AllReduce, kS, 2), {"sim.algo.all_reduce=ring"});
     return std::vector<double>{two.step_time, two.ops[0][0].end, two.ops[0][1].end};
   });
   // Both run on every NVLink port at once: each takes about twice as long.
-  EXPECT_NEAR(t2.at(1), 2 * t.at(0), 0.05 * 2 * t.at(0));
-  EXPECT_NEAR(t2.at(2), 2 * t.at(0), 0.05 * 2 * t.at(0));
+  EXPECT_NEAR(t2.at(1), 2 * t, 0.05 * 2 * t);
+  EXPECT_NEAR(t2.at(2), 2 * t, 0.05 * 2 * t);
 }

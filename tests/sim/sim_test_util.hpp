@@ -90,4 +90,10 @@ inline sim::ExecutionTrace run_program(const std::string& platform_path, const w
   return sim::execute(platform, program, cost, selector, opts);
 }
 
+/// Simulated step time of program on platform_path, in a child process.
+inline double step_time(const std::string& platform_path, const workloads::Program& program,
+                        const std::vector<std::string>& sets = {}) {
+  return in_child([&] { return std::vector<double>{run_program(platform_path, program, sets).step_time}; }).at(0);
+}
+
 }  // namespace tcsim::simtest

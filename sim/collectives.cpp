@@ -69,13 +69,12 @@ std::vector<Group> rings(const Group& g, const TopologyView& t) {
 // `steps` ring steps: in each, every member of every ring sends `chunk` to its successor.
 std::vector<Phase> ring_steps(const std::vector<Group>& rs, double chunk, size_t steps) {
   std::vector<Phase> out;
-  if (rs.empty() || rs.front().size() < 2 || chunk <= 0) return out;
-  for (size_t s = 0; s < steps; ++s) {
-    Phase p;
-    for (const auto& r : rs)
-      for (size_t i = 0; i < r.size(); ++i) p.transfers.push_back({r[i], r[(i + 1) % r.size()], chunk});
-    out.push_back(std::move(p));
-  }
+  if (rs.empty() || rs.front().size() < 2 || chunk <= 0 || steps == 0) return out;
+  Phase p;
+  p.repeat = steps;
+  for (const auto& r : rs)
+    for (size_t i = 0; i < r.size(); ++i) p.transfers.push_back({r[i], r[(i + 1) % r.size()], chunk});
+  out.push_back(std::move(p));
   return out;
 }
 
@@ -151,8 +150,9 @@ std::vector<Phase> tree_all_reduce(const Group& g, const CollectiveOp& op, const
   const size_t depth = (G - 1) + static_cast<size_t>(std::ceil(std::log2(static_cast<double>(M))));
   auto edges = tree_edges(g, t, op.bytes);
   for (int dir = 0; dir < 2; ++dir) {  // 0: reduce up, 1: broadcast down
-    for (size_t k = 1; k < depth; ++k) {
+    if (depth > 1) {
       Phase fill;
+      fill.repeat = depth - 1;
       for (const auto& e : edges) fill.transfers.push_back(dir == 0 ? Transfer{e.child, e.parent, 1} : Transfer{e.parent, e.child, 1});
       out.push_back(std::move(fill));
     }
@@ -391,17 +391,7 @@ std::vector<Algorithm> algorithms(const AlgorithmContext& context) { return buil
 
 AlgorithmSelector::AlgorithmSelector() { rebind(); }
 
-void AlgorithmSelector::rebind() {
-  bound_ = build(context_);
-  for (auto& a : bound_) {
-    a.phases = [inner = a.phases, traffic = traffic_](const std::vector<int>& g, const CollectiveOp& op, const TopologyView& t) {
-      auto phases = inner(g, op, t);
-      for (const auto& p : phases)
-        for (const auto& tr : p.transfers) (*traffic)[{tr.src, tr.dst}] += tr.bytes * p.byte_scale;
-      return phases;
-    };
-  }
-}
+void AlgorithmSelector::rebind() { bound_ = build(context_); }
 
 std::vector<std::string> AlgorithmSelector::keys() {
   std::vector<std::string> k;

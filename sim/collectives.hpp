@@ -35,6 +35,9 @@ struct Phase {
   /// Multiplier on the bytes of this phase for algorithms whose data path has its own
   /// measured efficiency (NVLS): bytes x nvlink_eff / nvls_eff. 1 otherwise.
   double byte_scale = 1.0;
+  /// The phase runs this many times back to back (the 2(n-1) identical steps of a ring
+  /// are one Phase with repeat 2(n-1), not 2(n-1) copies of its transfers).
+  size_t repeat = 1;
 };
 
 /// What an algorithm may know about the machine: node of each rank, whether NVLS exists.
@@ -105,13 +108,7 @@ public:
   /// Size thresholds of the automatic choice (bytes per rank, nccl-tests convention).
   static constexpr double kTreeMaxBytes = 32.0 * 1024 * 1024;
 
-  /// Bytes (x byte_scale) of every collective transfer this selector's algorithms planned,
-  /// by (src, dst) rank: the basis of the link utilisation report (point-to-point sends do
-  /// not pass through here).
-  [[nodiscard]] const std::map<std::pair<int, int>, double>& traffic() const { return *traffic_; }
-
 private:
-  std::shared_ptr<std::map<std::pair<int, int>, double>> traffic_ = std::make_shared<std::map<std::pair<int, int>, double>>();
   void rebind();
   std::map<workloads::CollectiveType, std::string> forced_;
   AlgorithmContext context_;

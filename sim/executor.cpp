@@ -1,12 +1,15 @@
 #include "sim/executor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
+#include <queue>
 #include <map>
 #include <memory>
 #include <set>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <simgrid/s4u.hpp>
 
@@ -34,6 +37,24 @@ struct LaneState {
   size_t done = 0;
 };
 
+// What makes two collective instances take the same time on an idle network: the same
+// communicator (groups, hence routes), type, size, uneven matrix and node limit.
+struct CollKey {
+  uint32_t comm = 0;
+  int type = 0;
+  double bytes = 0;
+  const void* matrix = nullptr;
+  uint32_t max_nodes = 0;
+  bool operator<(const CollKey& o) const {
+    return std::tie(comm, type, bytes, matrix, max_nodes) < std::tie(o.comm, o.type, o.bytes, o.matrix, o.max_nodes);
+  }
+};
+
+// A send between two lanes: same lanes and bytes, same transfers.
+using P2PKey = std::tuple<uint32_t, uint32_t, double>;
+
+struct Handle;
+
 // A collective instance waiting for, or running with, its member lanes.
 struct Instance {
   uint32_t comm = 0;
@@ -41,6 +62,12 @@ struct Instance {
   size_t expected = 0;
   std::vector<std::pair<uint32_t, uint32_t>> members;  // (lane, op) arrived
   size_t groups_left = 0;
+  CollKey key;
+  // Flow memoization (see Engine::start_collective).
+  bool clean = false;     // started on an idle network and nothing else has started since
+  double t0 = 0;          // when its transfers started
+  Handle* memo = nullptr; // the timer standing in for it, while one does
+  double memo_end = 0, memo_duration = 0;
 };
 
 // One message of a send: its transfer may arrive before the receive is issued.
@@ -52,31 +79,45 @@ struct P2PMsg {
 
 // A running chain of phases for one group of one collective (or one p2p transfer).
 struct Chain {
-  std::vector<Phase> phases;
+  std::shared_ptr<const std::vector<Phase>> phases;  // shared by instances with the same key
   size_t next = 0;
   std::shared_ptr<Instance> instance;  // for collectives
   std::shared_ptr<struct P2PMsg> msg;  // for point-to-point transfers
+  double remaining = 1.0;  // share of the bytes still to move (a memoized collective turned real)
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
   size_t tasks_left = 0;   // parallel tasks of the current phase still running
+  bool counted = false;    // holds the network busy (Engine::net_users_)
 };
 
 struct Handle {
-  enum Kind { ComputeTimer, PhaseTask, PhaseDelay } kind = ComputeTimer;
-  uint32_t lane = 0, op = 0;  // ComputeTimer
-  std::shared_ptr<Chain> chain;  // PhaseTask
+  enum Kind { ComputeTimer, PhaseTask, PhaseDelay, InstanceTimer, ChainTimer } kind = ComputeTimer;
+  uint32_t lane = 0, op = 0;              // ComputeTimer
+  std::shared_ptr<Chain> chain;           // PhaseTask, PhaseDelay, ChainTimer
+  std::shared_ptr<Instance> instance;     // InstanceTimer
+  bool stale = false;                     // an InstanceTimer replaced by real transfers
+};
+
+// Closed-form timing of collectives and sends over the platform's routes, and the bytes
+// they put on each link.
+struct Evaluation {
+  double duration = 0;
+  std::string algorithm;  // "type:name" of the first group, empty for sends
+  std::vector<std::pair<sg::Link*, double>> link_bytes;
 };
 
 class Engine {
 public:
   Engine(const Platform& platform, const Program& program, const CostModel& cost, const AlgorithmSelector& selector,
          const ExecutorOptions& options)
-      : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options) {}
+      : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options),
+        analytical_(options.fidelity == Fidelity::Analytical) {}
 
   ExecutionTrace run() {
     if (program_.world_size > platform_.size()) {
       throw core::InputError("program", "needs " + std::to_string(program_.world_size) + " GPUs but platform " +
                                             platform_.path() + " has " + std::to_string(platform_.size()));
     }
+    wall0_ = std::chrono::steady_clock::now();
     topo_.node_of_rank.resize(static_cast<size_t>(platform_.size()));
     for (const auto& g : platform_.gpus()) topo_.node_of_rank[static_cast<size_t>(g.rank)] = g.domain;  // "same node" = same NVLink domain
     topo_.nvls = platform_.spec().nvls;
@@ -103,6 +144,7 @@ public:
       st.pending.resize(ops.size());
       st.successors.resize(ops.size());
       trace_.ops[l].resize(ops.size());
+      ops_total_ += ops.size();
       for (uint32_t i = 0; i < ops.size(); ++i) {
         st.pending[i] = static_cast<int>(ops[i].deps.size());
         for (uint32_t d : ops[i].deps) st.successors[d].push_back(i);
@@ -110,19 +152,115 @@ public:
       }
     }
 
-    sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
+    if (!analytical_) sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
     for (uint32_t l = 0; l < nl; ++l)
       for (int s = 0; s < kStreams; ++s) try_issue(l, s);
-    sg::Engine::get_instance()->run();
+    if (analytical_) {
+      run_queue();
+    } else {
+      sg::Engine::get_instance()->run();
+    }
 
     check_finished();
-    trace_.step_time = sg::Engine::get_clock();
+    // The step ends when its last op does (a stale memo timer may move SimGrid's clock on).
+    for (const auto& lane : trace_.ops)
+      for (const auto& r : lane) trace_.step_time = std::max(trace_.step_time, r.end);
+    trace_.algorithms_used.assign(algorithms_.begin(), algorithms_.end());
+    account_links();
     return std::move(trace_);
   }
 
 private:
   const Op& op_of(uint32_t lane, uint32_t op) const { return program_.lanes[lane].ops[op]; }
-  double now() const { return sg::Engine::get_clock(); }
+  double now() const { return analytical_ ? clock_ : sg::Engine::get_clock(); }
+
+  // ---- the clock: SimGrid activities (flow) or the executor's own queue (analytical) ----
+
+  // A timer of `seconds` that hands h back to dispatch() when it expires.
+  void start_timer(double seconds, std::unique_ptr<Handle> h) {
+    ++trace_.activities;
+    if (analytical_) {
+      queue_.push(Event{clock_ + seconds, next_seq_++, h.release()});
+      return;
+    }
+    launch(sg::Exec::init()->set_host(platform_.timer_host())->set_flops_amount(seconds), std::move(h));
+  }
+
+  void launch(const sg::ExecPtr& exec, std::unique_ptr<Handle> h) {
+    Handle* key = h.get();
+    exec->set_data(key);
+    handles_.emplace(key, std::make_pair(std::move(h), exec));
+    exec->start();
+  }
+
+  struct Event {
+    double time;
+    uint64_t seq;
+    Handle* handle;
+    bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
+  };
+
+  void run_queue() {
+    while (!queue_.empty()) {
+      Event e = queue_.top();
+      queue_.pop();
+      clock_ = e.time;
+      dispatch(std::unique_ptr<Handle>(e.handle));
+    }
+  }
+
+  void on_complete(const sg::Activity& a) {
+    // Activities finished in earlier callbacks are no longer referenced by SimGrid.
+    if (depth_ == 0) retired_.clear();
+    auto* h = a.get_data<Handle>();
+    auto it = handles_.find(h);
+    if (h == nullptr || it == handles_.end()) return;
+    auto owned = std::move(it->second.first);
+    retired_.push_back(std::move(it->second.second));  // keep alive until this signal returns
+    handles_.erase(it);
+    ++depth_;
+    dispatch(std::move(owned));
+    --depth_;
+  }
+
+  void dispatch(std::unique_ptr<Handle> h) {
+    ++events_;
+    if (options_.progress && (options_.progress_interval_s <= 0 || (events_ & 1023) == 0)) report_progress();
+    switch (h->kind) {
+      case Handle::ComputeTimer: complete_op(h->lane, h->op); return;
+      case Handle::InstanceTimer:
+        if (h->stale) return;  // replaced by real transfers (materialise)
+        if (!analytical_) {
+          release_network();
+          std::erase(memo_timers_, h->instance);
+          h->instance->memo = nullptr;
+          ++trace_.memo_hits;
+        }
+        finish_collective(h->instance);
+        return;
+      case Handle::ChainTimer: finish_chain(h->chain); return;
+      case Handle::PhaseTask:
+        if (--h->chain->tasks_left > 0) return;  // other blocks of this phase still run
+        if (h->chain->delay_after > 0) {
+          start_delay(h->chain);
+          return;
+        }
+        next_phase(h->chain);
+        return;
+      case Handle::PhaseDelay: next_phase(h->chain); return;
+    }
+  }
+
+  void report_progress() {
+    auto t = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(t - last_progress_).count() < options_.progress_interval_s) return;
+    last_progress_ = t;
+    size_t done = 0;
+    for (const auto& st : lanes_) done += st.done;
+    options_.progress(Progress{now(), done, ops_total_, events_, std::chrono::duration<double>(t - wall0_).count()});
+  }
+
+  // ---- ops ----
 
   void try_issue(uint32_t lane, int stream) {
     auto& st = lanes_[lane];
@@ -158,21 +296,27 @@ private:
       complete_op(lane, i);
       return;
     }
-    auto exec = sg::Exec::init()->set_host(platform_.timer_host())->set_flops_amount(seconds);
     auto h = std::make_unique<Handle>();
     h->kind = Handle::ComputeTimer;
     h->lane = lane;
     h->op = i;
-    launch(exec, std::move(h));
+    start_timer(seconds, std::move(h));
   }
 
-  void launch(const sg::ExecPtr& exec, std::unique_ptr<Handle> h) {
-    Handle* key = h.get();
-    exec->set_data(key);
-    handles_.emplace(key, std::make_pair(std::move(h), exec));
-    ++trace_.activities;
-    exec->start();
+  void complete_op(uint32_t lane, uint32_t i) {
+    auto& st = lanes_[lane];
+    trace_.ops[lane][i].end = now();
+    st.done++;
+    int stream = static_cast<int>(op_of(lane, i).stream);
+    st.busy[stream] = false;
+    st.cursor[stream]++;
+    for (uint32_t s : st.successors[i]) st.pending[s]--;
+    // Issue whatever became ready: this stream's next op, and successors' streams.
+    try_issue(lane, stream);
+    for (uint32_t s : st.successors[i]) try_issue(lane, static_cast<int>(op_of(lane, s).stream));
   }
+
+  // ---- collectives ----
 
   void arrive_collective(uint32_t lane, uint32_t i) {
     const Op& op = op_of(lane, i);
@@ -193,38 +337,148 @@ private:
     start_collective(ready);
   }
 
+  static CollKey key_of(const workloads::CollectiveOp& c) {
+    return CollKey{c.comm, static_cast<int>(c.type), c.bytes, c.matrix.get(), c.max_nodes};
+  }
+
+  // Starts a collective whose members have all arrived. Flow fidelity with memoization:
+  //  - on an idle network, a collective whose key already ran clean is a timer of that
+  //    duration (exact: same phases, same routes, nothing to share the links with);
+  //  - otherwise its phases run as parallel tasks; if it started on an idle network and
+  //    nothing else starts before it ends, its duration is remembered under its key;
+  //  - any transfer that starts while memo timers run turns them back into real
+  //    transfers of their remaining bytes (progress assumed linear in time), so sharing
+  //    is simulated from then on.
   void start_collective(const std::shared_ptr<Instance>& inst) {
     auto [lane0, op0] = inst->members.front();
     const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
-    const auto& comm = program_.comms[inst->comm];
+    inst->key = key_of(coll);
     for (auto [l, i] : inst->members) {
       trace_.ops[l][i].start = now();
       lanes_[l].active_comm++;
     }
-    std::vector<std::shared_ptr<Chain>> chains;
-    for (const auto& group : comm.groups) {
-      if (group.size() < 2) continue;
-      const Algorithm& algo = selector_.select(group, coll, topo_);
-      auto chain = std::make_shared<Chain>();
-      chain->phases = algo.phases(group, coll, topo_);
-      chain->instance = inst;
-      if (chain->phases.empty()) continue;
-      if (chains.empty()) trace_.algorithms_used.push_back(std::string(workloads::to_string(coll.type)) + ":" + algo.name);
-      chains.push_back(std::move(chain));
+    auto& use = uses_[inst->key];
+    if (use.second == nullptr) use.second = &coll;
+    ++use.first;
+    if (analytical_) {
+      const Evaluation& ev = evaluate(inst->key, coll);
+      if (!ev.algorithm.empty()) algorithms_.insert(ev.algorithm);
+      auto h = std::make_unique<Handle>();
+      h->kind = Handle::InstanceTimer;
+      h->instance = inst;
+      start_timer(ev.duration, std::move(h));
+      return;
     }
-    inst->groups_left = chains.size();
-    if (chains.empty()) {
+    if (options_.memoize && net_users_ == 0) {
+      auto it = memo_.find(inst->key);
+      if (it != memo_.end()) {
+        auto h = std::make_unique<Handle>();
+        h->kind = Handle::InstanceTimer;
+        h->instance = inst;
+        inst->memo = h.get();
+        inst->memo_duration = it->second;
+        inst->memo_end = now() + it->second;
+        ++net_users_;
+        memo_timers_.push_back(inst);
+        start_timer(it->second, std::move(h));
+        return;
+      }
+    }
+    network_contended();
+    const bool idle = net_users_ == 0;
+    if (start_chains(inst, 1.0) == 0) {
       finish_collective(inst);
       return;
     }
-    for (auto& c : chains) next_phase(c);
+    if (idle && options_.memoize) {
+      inst->clean = true;
+      inst->t0 = now();
+      clean_.push_back(inst);
+    }
   }
 
+  // Starts one chain of phases per group of the instance's communicator; returns how many.
+  size_t start_chains(const std::shared_ptr<Instance>& inst, double remaining) {
+    auto [lane0, op0] = inst->members.front();
+    const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
+    const auto& comm = program_.comms[inst->comm];
+    // Phases depend only on the key (groups, type, size, routing): planned once per key.
+    auto& planned = planned_[inst->key];
+    if (planned.empty()) {
+      for (const auto& group : comm.groups) {
+        if (group.size() < 2) continue;
+        const Algorithm& algo = selector_.select(group, coll, topo_);
+        auto phases = std::make_shared<const std::vector<Phase>>(algo.phases(group, coll, topo_));
+        if (phases->empty()) continue;
+        if (planned.empty()) algorithms_.insert(std::string(workloads::to_string(coll.type)) + ":" + algo.name);
+        planned.push_back(std::move(phases));
+      }
+      if (planned.empty()) planned.push_back(std::make_shared<const std::vector<Phase>>());  // nothing to move
+    }
+    std::vector<std::shared_ptr<Chain>> chains;
+    for (const auto& phases : planned) {
+      if (phases->empty()) continue;
+      auto chain = std::make_shared<Chain>();
+      chain->phases = phases;
+      chain->instance = inst;
+      chain->remaining = remaining;
+      chains.push_back(std::move(chain));
+    }
+    inst->groups_left = chains.size();
+    for (auto& c : chains) {
+      c->counted = true;
+      ++net_users_;
+    }
+    for (auto& c : chains) next_phase(c);
+    return chains.size();
+  }
+
+  // Something is about to put bytes on the network: no running collective is alone any
+  // more, and memo timers become real transfers.
+  void network_contended() {
+    for (auto& i : clean_) i->clean = false;
+    clean_.clear();
+    auto timers = std::move(memo_timers_);
+    memo_timers_.clear();
+    for (auto& inst : timers) {
+      // The timer runs on, ignored (cancelling it leaves SimGrid a dangling activity in
+      // its ended list: measured, segfault); the step ends with its last op anyway.
+      inst->memo->stale = true;
+      inst->memo = nullptr;
+      ++trace_.memo_replaced;
+      release_network();
+      const double left = std::clamp((inst->memo_end - now()) / inst->memo_duration, 0.0, 1.0);
+      if (start_chains(inst, left) == 0) finish_collective(inst);
+    }
+  }
+
+  void release_network() { --net_users_; }
+
   void finish_collective(const std::shared_ptr<Instance>& inst) {
+    if (inst->clean) {
+      memo_[inst->key] = now() - inst->t0;
+      std::erase(clean_, inst);
+      inst->clean = false;
+    }
     for (auto [l, i] : inst->members) {
       lanes_[l].active_comm--;
       complete_op(l, i);
     }
+  }
+
+  // ---- point-to-point ----
+
+  // The transfers of a send from lane `src` to lane `dst`: replica k of one side to replica
+  // k of the other.
+  Phase p2p_phase(uint32_t src, uint32_t dst, double bytes) const {
+    Phase p;
+    const auto& sr = program_.lanes[src].ranks;
+    const auto& dr = program_.lanes[dst].ranks;
+    for (size_t k = 0; k < std::max(sr.size(), dr.size()); ++k) {
+      int a = sr[k % sr.size()], b = dr[k % dr.size()];
+      if (a != b && bytes > 0) p.transfers.push_back({a, b, bytes});
+    }
+    return p;
   }
 
   // Point-to-point with eager semantics, as ASTRA-sim and MPI's eager protocol: the data
@@ -260,14 +514,30 @@ private:
     }
     auto chain = std::make_shared<Chain>();
     chain->msg = msg;
-    Phase p;
-    const auto& sr = program_.lanes[lane].ranks;
-    const auto& dr = program_.lanes[op.p2p.peer_lane].ranks;
-    for (size_t k = 0; k < std::max(sr.size(), dr.size()); ++k) {
-      int a = sr[k % sr.size()], b = dr[k % dr.size()];
-      if (a != b && op.p2p.bytes > 0) p.transfers.push_back({a, b, op.p2p.bytes});
+    Phase p = p2p_phase(lane, op.p2p.peer_lane, op.p2p.bytes);
+    if (p.transfers.empty()) {
+      finish_chain(chain);
+      return;
     }
-    if (!p.transfers.empty()) chain->phases.push_back(std::move(p));
+    const P2PKey key{lane, op.p2p.peer_lane, op.p2p.bytes};
+    ++p2p_uses_[key];
+    if (analytical_) {
+      auto it = p2p_memo_.find(key);
+      if (it == p2p_memo_.end()) {
+        Evaluation ev;
+        ev.duration = phase_closed_form(p, ev.link_bytes);
+        it = p2p_memo_.emplace(key, std::move(ev)).first;
+      }
+      auto h = std::make_unique<Handle>();
+      h->kind = Handle::ChainTimer;
+      h->chain = chain;
+      start_timer(it->second.duration, std::move(h));
+      return;
+    }
+    network_contended();
+    chain->phases = std::make_shared<const std::vector<Phase>>(1, std::move(p));
+    chain->counted = true;
+    ++net_users_;
     next_phase(chain);
   }
 
@@ -281,32 +551,49 @@ private:
     }
   }
 
-  // Starts the next phase of a chain as one parallel task, or finishes the chain.
+  // ---- phases as SimGrid parallel tasks (flow fidelity) ----
+
+  // Starts the next phase of a chain as parallel tasks, or finishes the chain.
   void next_phase(const std::shared_ptr<Chain>& chain) {
-    if (chain->next >= chain->phases.size()) {
+    const auto& phases = *chain->phases;
+    if (chain->next >= phases.size()) {
       finish_chain(chain);
       return;
     }
-    const Phase& ph = chain->phases[chain->next++];
-    // Coalescing: m consecutive identical phases (the 2(n-1) steps of a ring) run as one
-    // parallel task of m times the bytes, followed by (m-1) x the phase's route latency.
-    // On an idle fabric this is exact; under contention each step would see the same
-    // sharing anyway, only the latency gaps move to the end (ARCHITECTURE.md).
-    size_t repeat = 1;
-    while (chain->next < chain->phases.size() && same_phase(chain->phases[chain->next], ph)) {
-      ++repeat;
+    const Phase& ph = phases[chain->next++];
+    // Coalescing: m consecutive identical phases (the 2(n-1) steps of a ring, a Phase
+    // with repeat m) run as one parallel task of m times the bytes, followed by (m-1) x
+    // the phase's route latency. On an idle fabric this is exact; under contention each
+    // step would see the same sharing anyway, only the latency gaps move to the end
+    // (ARCHITECTURE.md).
+    size_t repeat = ph.repeat;
+    while (chain->next < phases.size() && same_phase(phases[chain->next], ph)) {
+      repeat += phases[chain->next].repeat;
       ++chain->next;
     }
     chain->delay_after = repeat > 1 ? static_cast<double>(repeat - 1) * phase_latency(ph) : 0.0;
-    const double scale = ph.byte_scale * static_cast<double>(repeat);
+    const double scale = ph.byte_scale * static_cast<double>(repeat) * chain->remaining;
     // Sparse phases: one parallel task per (source node, destination node) block of the
     // phase, so a task's dense k x k matrix stays small (a 4,096-rank ring step is ~1,000
     // tasks of a few hosts, not one task of 4,096^2 entries). Blocks progress
     // independently, sharing links max-min fairly; the phase ends when the last one ends.
+    // Small phases stay one task: every task is a variable of SimGrid's max-min solver,
+    // whose cost grows with their number (S1: 30% of the time in the solver when its
+    // 64-rank all-to-alls were split into 64 blocks each).
+    bool split = false;
+    if (options_.split_phases && ph.transfers.size() > options_.split_above_hosts) {
+      std::unordered_set<int> hosts;
+      for (const auto& t : ph.transfers) {
+        hosts.insert(t.src);
+        hosts.insert(t.dst);
+        if (hosts.size() > options_.split_above_hosts) break;
+      }
+      split = hosts.size() > options_.split_above_hosts;
+    }
     std::map<std::pair<int, int>, std::vector<const Transfer*>> blocks;
     for (const auto& t : ph.transfers) {
-      const int sn = options_.split_phases ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
-      const int dn = options_.split_phases ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
+      const int sn = split ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
+      const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
       blocks[{sn, dn}].push_back(&t);
     }
     chain->tasks_left = blocks.size();
@@ -326,6 +613,7 @@ private:
       h->kind = Handle::PhaseTask;
       h->chain = chain;
       ++trace_.ptasks;
+      ++trace_.activities;
       launch(exec, std::move(h));
     }
   }
@@ -359,14 +647,17 @@ private:
   void start_delay(const std::shared_ptr<Chain>& chain) {
     const double d = chain->delay_after;
     chain->delay_after = 0;
-    auto exec = sg::Exec::init()->set_host(platform_.timer_host())->set_flops_amount(d);
     auto h = std::make_unique<Handle>();
     h->kind = Handle::PhaseDelay;
     h->chain = chain;
-    launch(exec, std::move(h));
+    start_timer(d, std::move(h));
   }
 
   void finish_chain(const std::shared_ptr<Chain>& chain) {
+    if (chain->counted) {
+      chain->counted = false;
+      release_network();
+    }
     if (chain->instance) {
       if (--chain->instance->groups_left == 0) finish_collective(chain->instance);
       return;
@@ -381,37 +672,75 @@ private:
     }
   }
 
-  void on_complete(const sg::Activity& a) {
-    // Activities finished in earlier callbacks are no longer referenced by SimGrid.
-    retired_.clear();
-    auto* h = a.get_data<Handle>();
-    auto it = handles_.find(h);
-    if (h == nullptr || it == handles_.end()) return;
-    auto owned = std::move(it->second.first);
-    retired_.push_back(std::move(it->second.second));  // keep alive until this signal returns
-    handles_.erase(it);
-    if (owned->kind == Handle::ComputeTimer) {
-      complete_op(owned->lane, owned->op);
-    } else if (owned->kind == Handle::PhaseTask && --owned->chain->tasks_left > 0) {
-      return;  // other blocks of this phase still run
-    } else if (owned->kind == Handle::PhaseTask && owned->chain->delay_after > 0) {
-      start_delay(owned->chain);
-    } else {
-      next_phase(owned->chain);
+  // ---- closed forms (analytical fidelity, and link accounting in both) ----
+
+  // One phase over the platform's routes, as one L07 parallel task on an otherwise idle
+  // network takes it: the largest route latency, then the most loaded link's bytes over
+  // its bandwidth (a FATPIPE link limits each flow, not their sum); times the repeat.
+  // Adds the bytes each link carries (all repeats) to `carried`.
+  double phase_closed_form(const Phase& ph, std::vector<std::pair<sg::Link*, double>>& carried) {
+    std::unordered_map<sg::Link*, double> load;
+    std::vector<sg::Link*> route;
+    double latency = 0;
+    for (const auto& t : ph.transfers) {
+      route.clear();
+      double lat = 0;
+      platform_.gpus()[static_cast<size_t>(t.src)].host->route_to(platform_.gpus()[static_cast<size_t>(t.dst)].host, route, &lat);
+      latency = std::max(latency, lat);
+      for (sg::Link* l : route) {
+        double& b = load[l];
+        b = l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE ? std::max(b, t.bytes) : b + t.bytes;
+      }
     }
+    double transfer = 0;
+    const double reps = static_cast<double>(ph.repeat);
+    for (const auto& [l, b] : load) {
+      transfer = std::max(transfer, b * ph.byte_scale / l->get_bandwidth());
+      carried.emplace_back(l, b * ph.byte_scale * reps);
+    }
+    return reps * (latency + transfer);
   }
 
-  void complete_op(uint32_t lane, uint32_t i) {
-    auto& st = lanes_[lane];
-    trace_.ops[lane][i].end = now();
-    st.done++;
-    int stream = static_cast<int>(op_of(lane, i).stream);
-    st.busy[stream] = false;
-    st.cursor[stream]++;
-    for (uint32_t s : st.successors[i]) st.pending[s]--;
-    // Issue whatever became ready: this stream's next op, and successors' streams.
-    try_issue(lane, stream);
-    for (uint32_t s : st.successors[i]) try_issue(lane, static_cast<int>(op_of(lane, s).stream));
+  // A collective on an idle network: every group's chain of phases, the slowest group
+  // sets the time. Computed once per key.
+  const Evaluation& evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
+    auto it = evaluations_.find(key);
+    if (it != evaluations_.end()) return it->second;
+    Evaluation ev;
+    for (const auto& group : program_.comms[key.comm].groups) {
+      if (group.size() < 2) continue;
+      const Algorithm& algo = selector_.select(group, coll, topo_);
+      if (ev.algorithm.empty()) ev.algorithm = std::string(workloads::to_string(coll.type)) + ":" + algo.name;
+      double chain = 0;
+      for (const auto& ph : algo.phases(group, coll, topo_)) chain += phase_closed_form(ph, ev.link_bytes);
+      ev.duration = std::max(ev.duration, chain);
+    }
+    // Merge the per-phase entries per link.
+    std::map<sg::Link*, double> merged;
+    for (const auto& [l, b] : ev.link_bytes) merged[l] += b;
+    ev.link_bytes.assign(merged.begin(), merged.end());
+    return evaluations_.emplace(key, std::move(ev)).first->second;
+  }
+
+  // Bytes per link over the step: each distinct collective and send, times its uses.
+  void account_links() {
+    std::map<sg::Link*, double> total;
+    for (const auto& [key, use] : uses_) {
+      if (use.second == nullptr) continue;
+      for (const auto& [l, b] : evaluate(key, *use.second).link_bytes) total[l] += b * static_cast<double>(use.first);
+    }
+    for (const auto& [key, n] : p2p_uses_) {
+      auto it = p2p_memo_.find(key);
+      if (it == p2p_memo_.end()) {
+        Evaluation ev;
+        ev.duration = phase_closed_form(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)), ev.link_bytes);
+        it = p2p_memo_.emplace(key, std::move(ev)).first;
+      }
+      for (const auto& [l, b] : it->second.link_bytes) total[l] += b * static_cast<double>(n);
+    }
+    trace_.link_bytes.assign(total.begin(), total.end());
+    std::sort(trace_.link_bytes.begin(), trace_.link_bytes.end(),
+              [](const auto& a, const auto& b) { return a.first->get_name() < b.first->get_name(); });
   }
 
   void check_finished() {
@@ -449,6 +778,7 @@ private:
   const CostModel& cost_;
   const AlgorithmSelector& selector_;
   ExecutorOptions options_;
+  const bool analytical_;
   TopologyView topo_;
   double contention_ = 1.0;
   std::vector<LaneState> lanes_;
@@ -462,11 +792,38 @@ private:
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, P2PQueue> p2p_;
   std::unordered_map<Handle*, std::pair<std::unique_ptr<Handle>, sg::ExecPtr>> handles_;
   std::vector<sg::ExecPtr> retired_;
+  int depth_ = 0;
   std::unordered_map<uint64_t, double> latency_cache_;
+  std::set<std::string> algorithms_;
+  // Flow memoization.
+  size_t net_users_ = 0;  // running chains and memo timers
+  std::vector<std::shared_ptr<Instance>> clean_, memo_timers_;
+  std::map<CollKey, double> memo_;
+  std::map<CollKey, std::vector<std::shared_ptr<const std::vector<Phase>>>> planned_;  // per group with transfers
+  // Closed forms and link accounting.
+  std::map<CollKey, Evaluation> evaluations_;
+  std::map<P2PKey, Evaluation> p2p_memo_;
+  std::map<CollKey, std::pair<size_t, const workloads::CollectiveOp*>> uses_;
+  std::map<P2PKey, size_t> p2p_uses_;
+  // Analytical clock.
+  double clock_ = 0;
+  uint64_t next_seq_ = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
+  // Progress.
+  size_t events_ = 0, ops_total_ = 0;
+  std::chrono::steady_clock::time_point wall0_, last_progress_;
   ExecutionTrace trace_;
 };
 
 }  // namespace
+
+const char* to_string(Fidelity f) { return f == Fidelity::Analytical ? "analytical" : "flow"; }
+
+Fidelity parse_fidelity(const std::string& text, const std::string& where) {
+  if (text == "flow") return Fidelity::Flow;
+  if (text == "analytical") return Fidelity::Analytical;
+  throw core::InputError(where, "unknown fidelity '" + text + "'; valid: flow (SimGrid flows, the default), analytical (closed forms)");
+}
 
 ExecutionTrace execute(const Platform& platform, const Program& program, const CostModel& cost,
                        const AlgorithmSelector& selector, const ExecutorOptions& options) {

@@ -13,11 +13,15 @@
 //    transfers of every group of the communicator;
 //  - a send and its receive (same lanes, same tag, in order) rendezvous and move the
 //    bytes of every replica pair in one parallel task.
+// With ExecutorOptions::fidelity = analytical the same semantics run on the executor's own
+// event queue, each collective a closed form over the platform's routes (see Fidelity).
 // A program that cannot finish (a collective some member never reaches, a receive
 // without a send) is reported with who waits on what, as an InputError.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/collectives.hpp"
@@ -33,20 +37,56 @@ struct OpRecord {
   double end = -1;
 };
 
+/// How communication is timed.
+///  - flow: every collective phase is SimGrid parallel tasks sharing the real links
+///    max-min fairly with everything else in flight (the default);
+///  - analytical: each collective (and each send) takes the closed form of its phases over
+///    the same routes: per phase, the largest route latency plus the most loaded link's
+///    bytes over its bandwidth, times the phase's repeat count; concurrent collectives do
+///    not slow each other. No SimGrid activity runs; for plan search.
+enum class Fidelity { Flow, Analytical };
+const char* to_string(Fidelity f);
+/// "flow" or "analytical"; anything else is an InputError naming both.
+Fidelity parse_fidelity(const std::string& text, const std::string& where);
+
+/// What a progress callback sees.
+struct Progress {
+  double sim_time = 0;    ///< simulated seconds so far
+  size_t ops_done = 0, ops_total = 0;
+  size_t events = 0;      ///< activities completed so far
+  double wall_s = 0;      ///< since the executor started
+};
+
 struct ExecutionTrace {
   double step_time = 0;
   std::vector<std::vector<OpRecord>> ops;  ///< [lane][op]
-  /// Algorithm chosen per collective instance, by label, for reports.
+  /// Algorithms chosen, "type:name", sorted, each once.
   std::vector<std::string> algorithms_used;
   size_t ptasks = 0;       ///< SimGrid parallel tasks started
-  size_t activities = 0;   ///< all SimGrid activities started
+  size_t activities = 0;   ///< all SimGrid activities started (events, in analytical mode)
+  size_t memo_hits = 0;    ///< collectives timed from an identical one on an idle network
+  size_t memo_replaced = 0; ///< memo timers turned back into transfers (other traffic began)
+  /// Bytes each link carried in the step (collectives and sends, byte_scale included),
+  /// for the per-tier utilisation report; links that carried nothing are absent.
+  std::vector<std::pair<simgrid::s4u::Link*, double>> link_bytes;
 };
 
 struct ExecutorOptions {
   bool sm_contention = true;
-  /// One parallel task per (source node, destination node) block of a phase (see
-  /// executor.cpp); false runs each phase as one task over all its hosts.
+  /// One parallel task per (source node, destination node) block of a phase whose
+  /// transfers touch more than split_above_hosts hosts (see executor.cpp); smaller phases,
+  /// and all phases when false, run as one task over all their hosts.
   bool split_phases = true;
+  size_t split_above_hosts = 128;
+  Fidelity fidelity = Fidelity::Flow;
+  /// Flow fidelity: a collective identical to one that already ran alone on an idle
+  /// network (same communicator, type, bytes, routing), started while the network is
+  /// idle, is a timer of the measured duration; if other traffic starts meanwhile it is
+  /// turned back into real transfers for its remaining bytes (executor.cpp).
+  bool memoize = true;
+  /// Called at most every progress_interval_s of wall time while the step runs.
+  std::function<void(const Progress&)> progress;
+  double progress_interval_s = 0.5;
 };
 
 /// Runs program on platform in the current SimGrid engine. Call once per process.

@@ -76,8 +76,9 @@ std::vector<Scenario> scenarios() {
   return s;
 }
 
-ScaleRow run_scenario(const Scenario& sc) {
+ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   ScaleRow row;
+  row.fidelity = to_string(fidelity);
   row.scenario = sc.name;
   row.description = sc.description;
   row.ranks = sc.nodes * 8;
@@ -85,7 +86,7 @@ ScaleRow run_scenario(const Scenario& sc) {
   try {
     text = run_in_child([&] {
       double step = 0;
-      size_t events = 0;
+      size_t events = 0, memo_hits = 0;
       std::string error;
       auto t0 = std::chrono::steady_clock::now();
       try {
@@ -103,16 +104,19 @@ ScaleRow run_scenario(const Scenario& sc) {
         auto program = sc.program(platform.size(), o);
         CostModel cost(platform.spec(), platform.calibration());
         AlgorithmSelector selector;
-        auto trace = execute(platform, program, cost, selector);
+        ExecutorOptions opts;
+        opts.fidelity = fidelity;
+        auto trace = execute(platform, program, cost, selector, opts);
         step = trace.step_time;
         events = trace.activities;
+        memo_hits = trace.memo_hits;
       } catch (const std::exception& e) {
         error = e.what();  // reported in the row, the other scenarios still run
       }
       double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
-      return nlohmann::json{{"step", step}, {"events", events}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error}}.dump();
+      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error}}.dump();
     });
   } catch (const std::exception& e) {
     row.status = std::string("crashed: ") + e.what();
@@ -121,6 +125,7 @@ ScaleRow run_scenario(const Scenario& sc) {
   auto j = nlohmann::json::parse(text);
   row.step_time_s = j["step"].get<double>();
   row.events = j["events"].get<size_t>();
+  row.memo_hits = j["memo_hits"].get<size_t>();
   row.wall_s = j["wall"].get<double>();
   row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
   row.events_per_s = row.wall_s > 0 ? static_cast<double>(row.events) / row.wall_s : 0;
@@ -136,7 +141,8 @@ std::vector<std::string> scale_scenarios() {
   return names;
 }
 
-std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only) {
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity_name) {
+  const Fidelity fidelity = parse_fidelity(fidelity_name, "--fidelity");
   std::vector<ScaleRow> rows;
   auto all = scenarios();
   for (const auto& o : only) {
@@ -152,7 +158,7 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only) {
     bool selected = only.empty();
     for (const auto& o : only) selected = selected || s.name.rfind(o, 0) == 0;
     if (!selected) continue;
-    rows.push_back(run_scenario(s));
+    rows.push_back(run_scenario(s, fidelity));
     const auto& r = rows.back();
     std::fprintf(stderr, "%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(), r.status.c_str(),
                  r.step_time_s, r.wall_s, r.rss_mib, r.events);
@@ -164,7 +170,8 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
   nlohmann::ordered_json j = nlohmann::ordered_json::array();
   for (const auto& r : rows) {
     j.push_back({{"scenario", r.scenario}, {"ranks", r.ranks}, {"step_time_s", r.step_time_s}, {"wall_s", r.wall_s},
-                 {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"status", r.status},
+                 {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"memo_hits", r.memo_hits},
+                 {"fidelity", r.fidelity}, {"status", r.status},
                  {"description", r.description}});
   }
   return j;

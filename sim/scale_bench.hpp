@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/executor.hpp"
+
 namespace tcsim::sim {
 
 struct ScaleRow {
@@ -21,12 +23,14 @@ struct ScaleRow {
   double events_per_s = 0;  ///< SimGrid activities started per wall second
   size_t events = 0;
   std::string status = "ok";  ///< or why it did not run
+  std::string fidelity = "flow";
+  size_t memo_hits = 0;       ///< collectives timed from an identical earlier one (flow)
 };
 
 /// Scenario names in order (S1, S2, S3, S4-256, S4-1024, S5-...).
 std::vector<std::string> scale_scenarios();
 /// Runs the scenarios whose name starts with one of `only` (all when empty).
-std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only);
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity = "flow");
 nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows);
 std::string format_scale_table(const std::vector<ScaleRow>& rows);
 

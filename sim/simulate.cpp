@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <map>
 #include <optional>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 
 #include <simgrid/s4u.hpp>
 
@@ -31,7 +33,7 @@ namespace sg = simgrid::s4u;
 using core::InputError;
 
 std::vector<std::string> sim_keys() {
-  std::vector<std::string> k = {"sim.fold", "sim.sm_contention"};
+  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize"};
   for (const auto& a : AlgorithmSelector::keys()) k.push_back(a);
   for (const auto& a : PowerModel::keys()) k.push_back(a);
   return k;
@@ -57,33 +59,32 @@ std::string link_tier(const std::string& kind, const std::string& name) {
   return "fabric.other";
 }
 
-// Bytes each link carried (SimGrid's link load plugin) over its effective capacity for the
-// step, averaged per tier.
-// Computed from the collective traffic the algorithms planned, routed over SimGrid's routes
+// Bytes each link carried over its effective capacity for the step, averaged per tier.
+// The executor accounts the bytes of every collective and send over SimGrid's routes
 // (SimGrid's link load plugin does not see L07 parallel tasks: measured 0 here).
-std::map<std::string, double> link_utilisation(const Platform& platform, const AlgorithmSelector& selector, double step_time) {
+std::map<std::string, double> link_utilisation(const Platform& platform, const ExecutionTrace& trace) {
   std::map<std::string, std::pair<double, int>> acc;
-  if (step_time <= 0) return {};
-  std::map<const sg::Link*, double> carried;
-  std::vector<sg::Link*> route;
-  for (const auto& [pair, bytes] : selector.traffic()) {
-    route.clear();
-    double latency = 0;
-    platform.gpus()[static_cast<size_t>(pair.first)].host->route_to(platform.gpus()[static_cast<size_t>(pair.second)].host, route,
-                                                                    &latency);
-    for (sg::Link* l : route) carried[l] += bytes;
-  }
+  if (trace.step_time <= 0) return {};
+  std::unordered_map<const sg::Link*, double> carried(trace.link_bytes.begin(), trace.link_bytes.end());
   for (const char* kind : {"nvlink", "nic", "fabric"})
     for (sg::Link* l : platform.links(kind)) {
       auto& a = acc[link_tier(kind, l->get_name())];
       auto it = carried.find(l);
-      if (it != carried.end()) a.first += it->second / (l->get_bandwidth() * step_time);
+      if (it != carried.end()) a.first += it->second / (l->get_bandwidth() * trace.step_time);
       a.second += 1;
     }
   std::map<std::string, double> out;
   for (const auto& [k, v] : acc)
     if (v.second > 0) out[k] = v.first / v.second;
   return out;
+}
+
+// One line on stderr, rewritten in place (only asked for when stderr is a terminal).
+void print_progress(const Progress& p) {
+  const double pct = p.ops_total > 0 ? 100.0 * static_cast<double>(p.ops_done) / static_cast<double>(p.ops_total) : 0;
+  std::fprintf(stderr, "\r[tcsim] simulated %.4g s, %.0f%% of ops done, %.0f events/s, %.0f s wall   ", p.sim_time, pct,
+               p.wall_s > 0 ? static_cast<double>(p.events) / p.wall_s : 0.0, p.wall_s);
+  std::fflush(stderr);
 }
 
 }  // namespace
@@ -108,6 +109,9 @@ RunResult simulate(const RunRequest& req) {
   ExecutorOptions exec_opts;
   if (auto v = overrides.take("sim.fold")) gen.fold = parse_bool(*v, overrides.where("sim.fold"));
   if (auto v = overrides.take("sim.sm_contention")) exec_opts.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
+  if (auto v = overrides.take("sim.fidelity")) exec_opts.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
+  if (auto v = overrides.take("sim.memoize")) exec_opts.memoize = parse_bool(*v, overrides.where("sim.memoize"));
+  if (req.progress) exec_opts.progress = print_progress;
   AlgorithmSelector selector;
   selector.configure(overrides);
   if (!replay) {
@@ -150,6 +154,7 @@ RunResult simulate(const RunRequest& req) {
   if (!replay) program = workloads::generate(workload, platform.size(), gen);
   CostModel cost(platform.spec(), platform.calibration());
   ExecutionTrace trace = execute(platform, program, cost, selector, exec_opts);
+  if (req.progress) std::fprintf(stderr, "\r\033[K");
   if (!req.trace.empty()) write_timeline(req.trace, program, trace);
 
   RunResult r;
@@ -167,13 +172,14 @@ RunResult simulate(const RunRequest& req) {
   r.algorithms = trace.algorithms_used;
   std::sort(r.algorithms.begin(), r.algorithms.end());
   r.algorithms.erase(std::unique(r.algorithms.begin(), r.algorithms.end()), r.algorithms.end());
-  r.link_utilisation = link_utilisation(platform, selector, trace.step_time);
+  r.link_utilisation = link_utilisation(platform, trace);
   r.training = estimate_training(r.step_time_s, r.tokens_per_second, r.breakdown.compute_s, r.gpus, r.nodes,
                                  platform.spec().tdp.value(), platform.spec().price_per_hour_usd, power, tokens);
   r.ops = program.op_count();
   r.ptasks = trace.ptasks;
   r.activities = trace.activities;
   r.inputs["overrides"] = req.sets;
+  r.inputs["fidelity"] = to_string(exec_opts.fidelity);
   if (replay) {
     r.inputs["chakra"] = req.chakra;
   } else {

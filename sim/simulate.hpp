@@ -25,9 +25,13 @@ struct RunRequest {
   std::string tokens;
   /// Write a Chrome/Perfetto trace of the step here (sim/timeline.hpp); empty = none.
   std::string trace;
+  /// Show a progress line on stderr while the step runs (the CLI asks for it when stderr
+  /// is a terminal; results never depend on it).
+  bool progress = false;
 };
 
-/// Keys `--set` accepts besides model.*/plan.*/gpu.* (sim.fold, sim.sm_contention, sim.algo.*).
+/// Keys `--set` accepts besides model.*/plan.*/gpu.* (sim.fold, sim.sm_contention,
+/// sim.fidelity=flow|analytical, sim.memoize, sim.algo.*, power.*).
 std::vector<std::string> sim_keys();
 
 /// Runs one step in this process (call at most once per process).

@@ -1,5 +1,7 @@
 // `tcsim run` (one simulated step) and `tcsim compare` (two, side by side).
 #include <cstdio>
+
+#include <unistd.h>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -34,7 +36,7 @@ void register_run_commands(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Simulate one training step of a workload on a platform");
     struct Opts {
       sim::RunRequest req;
-      std::string out;
+      std::string out, fidelity;
       bool json = false;
     };
     auto o = std::make_shared<Opts>();
@@ -50,8 +52,13 @@ void register_run_commands(CLI::App& app) {
     cmd->add_flag("--json", o->json, "print the JSON result instead of the table");
     cmd->add_option("--tokens", o->req.tokens, "token budget for time to train, GPU hours, cost and energy (e.g. 14.8T)");
     cmd->add_option("--trace", o->req.trace, "write a Chrome/Perfetto trace of the step (open in ui.perfetto.dev)");
+    cmd->add_option("--fidelity", o->fidelity,
+                    "flow (SimGrid flows sharing links, default) or analytical (closed forms, no link sharing between "
+                    "collectives; for plan search); same as --set sim.fidelity=...");
     cmd->callback([o] {
       check_writable(o->out, "--out");
+      if (!o->fidelity.empty()) o->req.sets.push_back("sim.fidelity=" + o->fidelity);
+      o->req.progress = isatty(STDERR_FILENO) != 0;
       if (!o->req.tokens.empty()) sim::parse_tokens(o->req.tokens, "--tokens");
       sim::RunResult r = sim::simulate(o->req);
       auto j = sim::to_json(r);
@@ -64,7 +71,7 @@ void register_run_commands(CLI::App& app) {
     auto* cmd = app.add_subcommand("compare", "Simulate the same workload on two platforms and show them side by side with ratios");
     struct Opts {
       std::vector<std::string> platforms;
-      std::string workload, out, tokens;
+      std::string workload, out, tokens, fidelity;
       std::vector<std::string> sets, sets_b;
     };
     auto o = std::make_shared<Opts>();
@@ -74,19 +81,25 @@ void register_run_commands(CLI::App& app) {
     cmd->add_option("--set-b", o->sets_b, "override key=value for the second run only (e.g. gpu.nvlink_bw=200GBps with one platform)")->take_all();
     cmd->add_option("--out", o->out, "write both results and the ratios as JSON");
     cmd->add_option("--tokens", o->tokens, "token budget for time to train, GPU hours, cost and energy (e.g. 14.8T)");
+    cmd->add_option("--fidelity", o->fidelity, "flow (default) or analytical, for both runs (see tcsim run --help)");
     cmd->callback([o] {
       if (!o->tokens.empty()) sim::parse_tokens(o->tokens, "--tokens");
+      if (!o->fidelity.empty()) o->sets.push_back("sim.fidelity=" + o->fidelity);
       if (o->platforms.size() == 1 && !o->sets_b.empty()) o->platforms.push_back(o->platforms.front());
       if (o->platforms.size() != 2) {
         throw core::InputError("--platform", "compare needs exactly two platforms (or one platform and --set-b variants), got " +
                                                  std::to_string(o->platforms.size()));
       }
       check_writable(o->out, "--out");
-      sim::RunRequest a{o->platforms[0], o->workload, "", o->sets};
-      sim::RunRequest b{o->platforms[1], o->workload, "", o->sets};
+      sim::RunRequest a, b;
+      a.platform = o->platforms[0];
+      b.platform = o->platforms[1];
+      a.workload = b.workload = o->workload;
+      a.sets = b.sets = o->sets;
       b.sets.insert(b.sets.end(), o->sets_b.begin(), o->sets_b.end());
       a.tokens = o->tokens;
       b.tokens = o->tokens;
+      a.progress = b.progress = isatty(STDERR_FILENO) != 0;
       sim::RunResult ra = sim::simulate_in_child(a);
       sim::RunResult rb = sim::simulate_in_child(b);
       std::printf("%s\n%s\n", sim::format_table(ra).c_str(), sim::format_table(rb).c_str());

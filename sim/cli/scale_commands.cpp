@@ -14,10 +14,12 @@ void register_scale_commands(CLI::App& app) {
   auto* cmd = bench->add_subcommand("scale", "Run fixed scenarios and print simulated step time, wall time, peak RSS, events/s");
   auto only = std::make_shared<std::vector<std::string>>();
   auto json = std::make_shared<bool>(false);
+  auto fidelity = std::make_shared<std::string>("flow");
   cmd->add_option("--only", *only, "comma-separated scenario prefixes, e.g. S1,S4 (default: all)")->delimiter(',');
   cmd->add_flag("--json", *json, "print a JSON list of rows");
-  cmd->callback([only, json] {
-    auto rows = sim::run_scale_bench(*only);
+  cmd->add_option("--fidelity", *fidelity, "flow (SimGrid flows, default) or analytical (closed forms)")->capture_default_str();
+  cmd->callback([only, json, fidelity] {
+    auto rows = sim::run_scale_bench(*only, *fidelity);
     if (*json) std::printf("%s\n", sim::to_json(rows).dump(2).c_str());
     else std::printf("%s", sim::format_scale_table(rows).c_str());
   });

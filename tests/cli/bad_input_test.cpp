@@ -109,3 +109,16 @@ TEST(CliRun, CompareShowsTheSlowdownOfTheNvlinkCut) {
   double ratio = std::stod(text.substr(pos + 19));
   EXPECT_GT(ratio, 1.0);  // H800's NVLink carries the EP8 all-to-all at 200 instead of 450 GB/s
 }
+
+TEST(CliBadInput, UnknownFidelity) {
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --fidelity exact"), "analytical");
+  expect_error(run("run --platform " + platform("H800") + " --workload moe-demo --set sim.fidelity=fast"), "sim.fidelity");
+  expect_error(run("bench scale --only S5-ar-8 --fidelity exact"), "--fidelity");
+}
+
+TEST(CliRun, NoProgressLineWhenStderrIsNotATerminal) {
+  // Progress goes to a terminal only; scripts and sweeps capturing stderr see none.
+  auto r = run("run --platform " + platform("H800") + " --workload moe-demo");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("[tcsim]"), std::string::npos) << r.err;
+}

@@ -1,0 +1,167 @@
+// The executor's two speed-ups and their price (issue 6): flow memoization must be exact
+// on an idle network and close when other traffic interrupts a memoized collective; the
+// analytical fidelity must agree with flow within 5% on small cases (the issue's bar).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "sim/simulate.hpp"
+#include "sim_test_util.hpp"
+#include "workloads/synthetic.hpp"
+
+using namespace tcsim;
+using workloads::CollectiveType;
+
+namespace {
+
+constexpr double MiB = 1048576.0;
+
+// {step time, memo hits, memo timers replaced, activities, parallel tasks} in a child process.
+std::vector<double> run(const std::string& platform, const workloads::Program& program, bool memoize,
+                        sim::Fidelity fidelity = sim::Fidelity::Flow) {
+  return simtest::in_child([&] {
+    sim::ExecutorOptions o;
+    o.memoize = memoize;
+    o.fidelity = fidelity;
+    auto t = simtest::run_program(platform, program, {}, o);
+    return std::vector<double>{t.step_time, static_cast<double>(t.memo_hits), static_cast<double>(t.memo_replaced),
+                               static_cast<double>(t.activities), static_cast<double>(t.ptasks)};
+  });
+}
+
+workloads::Op collective(CollectiveType type, uint32_t comm, double bytes, workloads::Stream stream, std::vector<uint32_t> deps) {
+  workloads::Op op;
+  op.kind = workloads::OpKind::Collective;
+  op.stream = stream;
+  op.coll.type = type;
+  op.coll.comm = comm;
+  op.coll.bytes = bytes;
+  op.deps = std::move(deps);
+  return op;
+}
+
+// 16 ranks on 2 nodes, one lane: three all-to-alls back to back on the EP stream, and an
+// all-reduce on the DP stream that starts after a compute op of `compute_s`.
+workloads::Program interrupted(double compute_s) {
+  workloads::Program p;
+  p.world_size = 16;
+  workloads::Lane lane;
+  for (int r = 0; r < 16; ++r) lane.ranks.push_back(r);
+  p.comms = {{"ep", {lane.ranks}}, {"dp", {lane.ranks}}};
+  using workloads::Stream;
+  lane.ops.push_back(collective(CollectiveType::AllToAll, 0, 16 * MiB, Stream::EpComm, {}));
+  lane.ops.push_back(collective(CollectiveType::AllToAll, 0, 16 * MiB, Stream::EpComm, {0}));
+  lane.ops.push_back(collective(CollectiveType::AllToAll, 0, 16 * MiB, Stream::EpComm, {1}));
+  workloads::Op c;
+  c.kind = workloads::OpKind::Compute;
+  c.compute.cls = workloads::ComputeClass::Fixed;
+  c.compute.fixed_seconds = compute_s;
+  lane.ops.push_back(c);
+  lane.ops.push_back(collective(CollectiveType::AllReduce, 1, 64 * MiB, Stream::DpComm, {3}));
+  p.lanes.push_back(std::move(lane));
+  return p;
+}
+
+}  // namespace
+
+TEST(Memoize, IdenticalAllToAllsOnAnIdleNetworkAreTimedExactly) {
+  // S4 in small: 6 layers x 2 all-to-alls, forward and backward, then an all-reduce; the
+  // network is idle whenever an all-to-all starts, so the first one is simulated and the
+  // other 23 are timers of its duration.
+  auto xml = simtest::make_platform("H800", 8);
+  auto program = workloads::synthetic_moe(64, 6, 1e-3, 8 * MiB, 64 * MiB);
+  auto on = run(xml, program, true);
+  auto off = run(xml, program, false);
+  EXPECT_NEAR(on[0], off[0], 1e-9 * off[0]);
+  EXPECT_EQ(on[1], 23);
+  EXPECT_EQ(off[1], 0);
+  EXPECT_EQ(on[2], 0);
+  EXPECT_EQ(on[4], 2);  // the first all-to-all and the all-reduce
+  EXPECT_EQ(off[4], 25);
+}
+
+TEST(Memoize, TimerInterruptedByOtherTrafficTurnsBackIntoTransfers) {
+  auto xml = simtest::make_platform("H800", 2);
+  // One all-to-all alone, to place the all-reduce in the middle of the third one.
+  auto lone = workloads::single_collective(16, CollectiveType::AllToAll, 16 * MiB);
+  const double a2a = run(xml, lone, false)[0];
+  ASSERT_GT(a2a, 0.0);
+  auto program = interrupted(2.5 * a2a);
+  auto on = run(xml, program, true);
+  auto off = run(xml, program, false);
+  EXPECT_EQ(on[1], 1);  // the second all-to-all replayed in full
+  EXPECT_EQ(on[2], 1);  // the third interrupted by the all-reduce
+  // Remaining bytes restart as real transfers that share links with the all-reduce. The
+  // restart assumes every transfer of the all-to-all was equally far along; in fact its
+  // NVLink blocks finish before its NIC blocks, so the restart puts NVLink bytes back that
+  // were already delivered. Measured: +1.8% on this step, built so that the interruption
+  // lands mid-collective on a 2-node all-to-all (the worst case we found); on the
+  // Megatron 39.1B row (512 A100) memoization moves the step by 0.07%.
+  EXPECT_GT(on[0], off[0]);
+  EXPECT_NEAR(on[0], off[0], 0.03 * off[0]);
+}
+
+TEST(Analytical, MatchesFlowOnSyntheticMoeAndSingleCollectives) {
+  auto xml = simtest::make_platform("H800", 8);
+  for (const auto& program : {workloads::synthetic_moe(64, 4, 1e-3, 32 * MiB, 256 * MiB),
+                              workloads::single_collective(64, CollectiveType::AllToAll, 64 * MiB),
+                              workloads::single_collective(64, CollectiveType::AllReduce, 64 * MiB),
+                              workloads::single_collective(64, CollectiveType::AllGather, 64 * MiB)}) {
+    const double flow = run(xml, program, true)[0];
+    auto analytical = run(xml, program, true, sim::Fidelity::Analytical);
+    EXPECT_NEAR(analytical[0], flow, 0.01 * flow);
+    EXPECT_EQ(analytical[1], 0);  // no SimGrid activity, no memo timers
+  }
+}
+
+TEST(Analytical, MatchesFlowOnMoeDemoWithinFivePercent) {
+  // Pipeline sends, overlapped all-to-alls and data-parallel traffic that do share links
+  // in flow fidelity (and do not in analytical): the issue's bar is 5%.
+  for (const char* gpu : {"H100", "H800"}) {
+    auto xml = simtest::make_platform(gpu, 4);
+    auto flow = sim::simulate_in_child({xml, "moe-demo", "", {}});
+    auto analytical = sim::simulate_in_child({xml, "moe-demo", "", {"sim.fidelity=analytical"}});
+    EXPECT_NEAR(analytical.step_time_s, flow.step_time_s, 0.05 * flow.step_time_s) << gpu;
+    EXPECT_EQ(analytical.ptasks, 0u);
+    EXPECT_EQ(analytical.inputs.at("fidelity"), "analytical");
+    // Same bytes over the same routes: the same link utilisation per tier, scaled by the step.
+    for (const auto& [tier, u] : flow.link_utilisation)
+      EXPECT_NEAR(analytical.link_utilisation.at(tier) * analytical.step_time_s, u * flow.step_time_s, 1e-9 + 1e-9 * u) << tier;
+  }
+}
+
+TEST(Progress, CallbackSeesMonotoneSimulatedTimeAndOpCounts) {
+  auto xml = simtest::make_platform("H800", 2);
+  auto program = workloads::synthetic_moe(16, 4, 1e-3, 8 * MiB, 64 * MiB);
+  auto out = simtest::in_child([&] {
+    std::vector<double> seen;
+    sim::ExecutorOptions o;
+    o.progress_interval_s = 0;  // every 1,024th event would be too rare for this step
+    o.progress = [&](const sim::Progress& p) {
+      seen.push_back(p.sim_time);
+      seen.push_back(static_cast<double>(p.ops_done));
+      seen.push_back(static_cast<double>(p.ops_total));
+    };
+    auto t = simtest::run_program(xml, program, {}, o);
+    seen.push_back(t.step_time);
+    return seen;
+  });
+  ASSERT_GE(out.size(), 4u);
+  const double step = out.back();
+  for (size_t i = 0; i + 3 < out.size(); i += 3) {
+    EXPECT_LE(out[i], step);
+    EXPECT_LE(out[i + 1], out[i + 2]);
+    EXPECT_EQ(out[i + 2], 4 * 4 * 2 + 1);  // one lane: 4 layers x 4 ops x (fwd, bwd) + the all-reduce
+    if (i >= 3) {
+      EXPECT_GE(out[i], out[i - 3]);
+      EXPECT_GE(out[i + 1], out[i - 2]);
+    }
+  }
+}
+
+TEST(Fidelity, UnknownNameIsAnInputError) {
+  EXPECT_THROW(sim::parse_fidelity("exact", "--fidelity"), core::InputError);
+  EXPECT_EQ(sim::parse_fidelity("analytical", "x"), sim::Fidelity::Analytical);
+}

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
 
 #include <simgrid/s4u.hpp>
@@ -51,6 +52,17 @@ std::vector<Scenario> scenarios() {
   s.push_back({"S1", "DeepSeek-V3, 2,048 H800, multi-plane fat-tree, PP16 DualPipe, EP64, ZeRO-1, FP8, 15,360 x 4,096 tokens",
                "H800", 256, "multi-plane-fat-tree", v3, preset_step("S1", "deepseek-v3")});
   s.push_back({"S2", "S1 on H100", "H100", 256, "multi-plane-fat-tree", v3, preset_step("S2", "deepseek-v3")});
+  // S1 weak-scaled, for the cost exponent: batch 7.5 sequences per GPU (15,360 at 2,048),
+  // EP limited by the data-parallel width (EP groups are data-parallel ranks).
+  for (int gpus : {256, 512, 1024}) {
+    auto sets = v3;
+    for (auto& kv : sets) {
+      if (kv.rfind("plan.global_batch=", 0) == 0) kv = "plan.global_batch=" + std::to_string(gpus * 15 / 2);
+      if (kv.rfind("plan.ep=", 0) == 0) kv = "plan.ep=" + std::to_string(std::min(64, gpus / 16));
+    }
+    s.push_back({"S1@" + std::to_string(gpus), "S1 weak-scaled to " + std::to_string(gpus) + " H800", "H800", gpus / 8,
+                 "multi-plane-fat-tree", sets, preset_step("S1", "deepseek-v3")});
+  }
   s.push_back({"S3", "Llama 3 405B, 16,384 H100, three-tier Clos, TP8 PP16 DP128, seq 8,192, 16M tokens/batch", "H100", 2048,
                "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=2048", "plan.sp=true", "plan.uneven_stages=true"},
                preset_step("S3", "llama3-405b")});
@@ -133,6 +145,11 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   return row;
 }
 
+// `--only S4` selects S4-256 and S4-1024; `--only S1` selects S1 alone, not S1@256.
+bool selects(const std::string& only, const std::string& name) {
+  return name == only || (name.rfind(only, 0) == 0 && (name[only.size()] == '-' || only.back() == '-'));
+}
+
 }  // namespace
 
 std::vector<std::string> scale_scenarios() {
@@ -147,7 +164,7 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
   auto all = scenarios();
   for (const auto& o : only) {
     bool any = false;
-    for (const auto& s : all) any = any || s.name.rfind(o, 0) == 0;
+    for (const auto& s : all) any = any || selects(o, s.name);
     if (!any) {
       std::string names;
       for (const auto& s : all) names += (names.empty() ? "" : ", ") + s.name;
@@ -156,7 +173,7 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
   }
   for (const auto& s : all) {
     bool selected = only.empty();
-    for (const auto& o : only) selected = selected || s.name.rfind(o, 0) == 0;
+    for (const auto& o : only) selected = selected || selects(o, s.name);
     if (!selected) continue;
     rows.push_back(run_scenario(s, fidelity));
     const auto& r = rows.back();

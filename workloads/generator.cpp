@@ -234,11 +234,19 @@ private:
     return s;
   }
 
-  double dense_layer_params(int64_t l) const {
+  // Parameters of layer l that one rank holds outside the routed experts (reduced over the
+  // dp x cp ranks): attention, dense FFN and shared experts are split by tp; the norms and
+  // the router are replicated on every TP rank (as workloads/memory.cpp counts them).
+  double dense_layer_params_per_rank(int64_t l) const {
     const bool moe = is_moe_layer(m_, l);
-    return params_.attention_per_layer + params_.norms_per_layer +
-           (moe ? params_.shared_experts_per_layer + params_.router_per_layer : params_.dense_ffn_per_layer);
+    return (params_.attention_per_layer + (moe ? params_.shared_experts_per_layer : params_.dense_ffn_per_layer)) / d(tp_) +
+           params_.norms_per_layer + (moe ? params_.router_per_layer : 0.0);
   }
+  // Output head, MTP modules and the final norm (replicated) of one rank of the last position.
+  double head_params_per_rank() const {
+    return (params_.lm_head + params_.mtp) / d(tp_) + d(m_.hidden()) * (m_.linear_bias() ? 2.0 : 1.0);
+  }
+  // All routed experts of layer l on this EP rank (split by tp at the call sites).
   double expert_layer_params(int64_t l) const {
     return is_moe_layer(m_, l) ? params_.expert * d(m_.moe().routed_experts() / ep_) : 0;
   }
@@ -254,6 +262,17 @@ private:
     if (sp_) s.chain(coll_op(n + " sp reduce-scatter", CollectiveType::ReduceScatter, kTp, lane, bytes, Stream::TpComm, CommCategory::TpReduceScatter));
     else s.chain(coll_op(n + " tp all-reduce", CollectiveType::AllReduce, kTp, lane, bytes, Stream::TpComm, CommCategory::TpAllReduce));
   }
+  // With SP, Megatron-LM keeps only the sequence shard of a column-parallel linear's input
+  // and all-gathers it again in backward for the weight gradients, asynchronously beside
+  // the input-gradient GEMM (layers.py LinearWithGradAccumulationAndAsyncCommunication).
+  // overlapped: issued after the current tail with nothing waiting on it but the TP stream
+  // (the block's compute runs beside it); else chained (a weight-gradient-only pass).
+  void sp_regather(Seg& s, uint32_t lane, const std::string& n, double bytes, bool overlapped) {
+    if (!sp_ || !has(kTp, lane)) return;
+    Op op = coll_op(n + " sp input re-gather", CollectiveType::AllGather, kTp, lane, bytes, Stream::TpComm, CommCategory::TpAllGather);
+    if (overlapped && s.last != kNone) s.add(std::move(op), {s.last});
+    else s.chain(std::move(op));
+  }
 
   // ZeRO-3: all-gather of a layer's parameters, prefetched one layer ahead.
   void zero3_gather(Seg& s, uint32_t lane, int64_t l, const std::string& dir) {
@@ -263,7 +282,7 @@ private:
     const std::string L = "L" + std::to_string(l) + " ";
     uint32_t last = kNone;
     if (has(kDp, lane)) {
-      last = s.add(coll_op(L + "param all-gather " + dir, CollectiveType::AllGather, kDp, lane, dense_layer_params(l) / d(tp_) * 2,
+      last = s.add(coll_op(L + "param all-gather " + dir, CollectiveType::AllGather, kDp, lane, dense_layer_params_per_rank(l) * 2,
                            Stream::DpComm, CommCategory::DpAllGather), deps);
     }
     if (expert_layer_params(l) > 0 && has(kEdp, lane)) {
@@ -341,16 +360,20 @@ private:
                  double k) {
     const std::string L = "L" + std::to_string(l) + " ";
     const double T = sh.tokens / d(tp_), h = d(m_.hidden());
-    const double dispatch_b = prec_ == Precision::FP8 ? 1 : 2;
-    const double a2a_dispatch = T * d(f.top_k) * h * dispatch_b, a2a_combine = T * d(f.top_k) * h * 2;
+    // Bytes per element of the all-to-all towards the experts: FP8 in FP8 training, for the
+    // forward dispatch and for the activation gradients sent back to the experts in
+    // backward; the all-to-all back from the experts (combine, and the gradients of the
+    // dispatched tokens) stays BF16 (DeepSeek-V3 §3.3.2, "low-precision communication").
+    const double to_experts_b = prec_ == Precision::FP8 ? 1 : 2;
+    const double a2a_to_experts = T * d(f.top_k) * h * to_experts_b, a2a_from_experts = T * d(f.top_k) * h * 2;
     double load = 1;  // this lane's expert work relative to balanced
-    std::shared_ptr<const std::vector<double>> m_dispatch, m_combine;
+    std::shared_ptr<const std::vector<double>> m_first, m_second;
     if (skew_ && static_cast<size_t>(l) < rank_share_.size() && !rank_share_[static_cast<size_t>(l)].empty()) {
       const auto& share = rank_share_[static_cast<size_t>(l)];
       load = d(ep_) * share[static_cast<size_t>(info_[lane].e)];
       // The first all-to-all goes to the experts, the second comes back from them.
-      m_dispatch = matrix(l, a2a_dispatch, !backward);
-      m_combine = matrix(l, a2a_combine, backward);
+      m_first = matrix(l, a2a_to_experts, true);
+      m_second = matrix(l, a2a_from_experts, false);
     }
     auto a2a = [&](const std::string& n, double bytes, const std::shared_ptr<const std::vector<double>>& mat) {
       Op op = coll_op(L + n, CollectiveType::AllToAll, kEp, lane, bytes, Stream::EpComm, CommCategory::EpAllToAll);
@@ -360,8 +383,8 @@ private:
     };
     s.chain(compute_op(L + "router " + dir, k * T * f.router, ComputeClass::Gemm, prec_));
     const bool ep = has(kEp, lane);
-    // Forward: dispatch then combine. Backward: the gradient of combine goes first (BF16).
-    if (ep) backward ? a2a("combine bwd a2a", a2a_combine, m_combine) : a2a("dispatch a2a", a2a_dispatch, m_dispatch);
+    // Forward: dispatch then combine. Backward: the gradient of combine goes first.
+    if (ep) a2a(backward ? "combine bwd a2a" : "dispatch a2a", a2a_to_experts, m_first);
     const double recv_tokens_bytes = T * d(f.top_k) * h * 2 * d(tp_) * load;
     if (has(kTp, lane)) {
       s.chain(coll_op(L + "expert tp all-gather " + dir, CollectiveType::AllGather, kTp, lane, recv_tokens_bytes, Stream::TpComm,
@@ -375,7 +398,7 @@ private:
                       CommCategory::TpReduceScatter));
     }
     if (f.shared_experts > 0) s.chain(compute_op(L + "shared experts " + dir, k * sh.tokens * f.shared_experts / d(tp_), ComputeClass::Gemm, prec_));
-    if (ep) backward ? a2a("dispatch bwd a2a", a2a_dispatch, m_dispatch) : a2a("combine a2a", a2a_combine, m_combine);
+    if (ep) a2a(backward ? "dispatch bwd a2a" : "combine a2a", a2a_from_experts, m_second);
   }
 
   // Uneven all-to-all: bytes from member i to member j = per-rank bytes x share_j
@@ -410,21 +433,28 @@ private:
     if (in) {
       // FFN (or MoE) input gradients with their communication.
       tp_before(s, lane, L + "ffn " + dir, act);
+      if (wt && !f.moe) sp_regather(s, lane, L + "ffn", act, true);
       if (!f.moe) s.chain(compute_op(L + "ffn " + dir, kmat * T * f.dense_ffn / d(tp_), ComputeClass::Gemm, prec_));
       else moe_block(s, lane, l, f, sh, dir, true, kmat);
       tp_after(s, lane, L + "ffn " + dir, act);
       if (cross_ && (l + 1) % std::max<int64_t>(1, m_.vision().cross_attention_every()) == 0) {
         tp_before(s, lane, L + "xattn " + dir, act);
+        if (wt) sp_regather(s, lane, L + "xattn", act, true);
         s.chain(compute_op(L + "cross-attn " + dir, kmat * cross_flops(sh) / d(tp_), ComputeClass::Gemm, prec_));
         tp_after(s, lane, L + "xattn " + dir, act);
       }
       tp_before(s, lane, L + "attn " + dir, act);
+      if (wt) sp_regather(s, lane, L + "attn", act, true);
       s.chain(compute_op(L + "norm/act " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 2 * T * 2 * (10 * h + 3 * ffn_width) / d(tp_)));
       attention_core(s, lane, L, T * f.attention_core_causal / d(tp_), sh, dir, 2.0, true);
       s.chain(compute_op(L + "attn proj " + dir, kmat * T * f.attention_proj / d(tp_), ComputeClass::Gemm, prec_));
       tp_after(s, lane, L + "attn " + dir, act);
     } else {
-      // Weight gradients only: one GEMM pass over the layer's matmuls.
+      // Weight gradients only: one GEMM pass over the layer's matmuls (after the SP
+      // re-gathers of their inputs).
+      sp_regather(s, lane, L + "attn", act, false);
+      if (cross_ && (l + 1) % std::max<int64_t>(1, m_.vision().cross_attention_every()) == 0) sp_regather(s, lane, L + "xattn", act, false);
+      if (!f.moe) sp_regather(s, lane, L + "ffn", act, false);
       double mat = f.attention_proj + (f.moe ? f.router + f.shared_experts : f.dense_ffn);
       s.chain(compute_op(L + "weight grads", T * mat / d(tp_), ComputeClass::Gemm, prec_));
       if (f.moe) {
@@ -447,7 +477,7 @@ private:
     const std::string what = rs ? "grad reduce-scatter" : "grad all-reduce";
     const uint32_t after = s.last;
     auto deps = [&] { return after == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{after}; };
-    if (has(kDp, lane)) s.grads.push_back(s.add(coll_op(L + what, t, kDp, lane, dense_layer_params(l) / d(tp_) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
+    if (has(kDp, lane)) s.grads.push_back(s.add(coll_op(L + what, t, kDp, lane, dense_layer_params_per_rank(l) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
     if (expert_layer_params(l) > 0 && has(kEdp, lane)) {
       s.grads.push_back(s.add(coll_op(L + "expert " + what, t, kEdp, lane, expert_layer_params(l) / d(tp_) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
     }
@@ -468,6 +498,8 @@ private:
       if (first) {
         s.unit();
         s.chain(compute_op("embedding fwd", 0, ComputeClass::Elementwise, Precision::BF16, sh.tokens * h * 2));
+        // Vocab-parallel embedding: partial lookups summed over TP (reduce-scattered with SP).
+        tp_after(s, lane, "embedding fwd", sh.tokens * h * 2);
         if (vision_ && im.images > 0) vision(s, lane, im, 1.0, "fwd");
       }
       for (int64_t l = range.first; l < range.first + range.count; ++l) {
@@ -479,8 +511,15 @@ private:
       }
       if (last) {
         s.unit();
+        tp_before(s, lane, "head fwd", sh.tokens * h * 2);  // SP: the head needs the whole sequence
         s.chain(compute_op("head+loss fwd", sh.tokens * (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
                            ComputeClass::Gemm, prec_));
+        // Vocab-parallel cross-entropy (Megatron cross_entropy.py): all-reduces of the logit
+        // max, the target logit and the sum of exponentials, FP32 per token.
+        if (has(kTp, lane)) {
+          s.chain(coll_op("loss tp all-reduce", CollectiveType::AllReduce, kTp, lane, 3 * sh.tokens * 4, Stream::TpComm,
+                          CommCategory::TpAllReduce));
+        }
       }
       return s;
     }
@@ -488,16 +527,19 @@ private:
     const bool in = st.pass != Pass::W;
     if (last && in) {
       s.unit();
+      if (st.pass == Pass::BW) sp_regather(s, lane, "head", sh.tokens * h * 2, false);
       s.chain(compute_op("head+loss bwd", (st.pass == Pass::BW ? 2.0 : 1.0) * sh.tokens *
                                               (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
                          ComputeClass::Gemm, prec_));
+      tp_after(s, lane, "head bwd", sh.tokens * h * 2);  // input gradient of the head, summed over TP
     }
     if (last && st.pass == Pass::W) {
       s.unit();
+      sp_regather(s, lane, "head", sh.tokens * h * 2, false);
       s.chain(compute_op("head weight grads", sh.tokens * (lm_head_flops_per_token(m_) + mtp_flops_per_token(m_, seq_)) / d(tp_),
                          ComputeClass::Gemm, prec_));
     }
-    if (last && st.pass != Pass::B) embedding_grads(s, lane, params_.lm_head + params_.mtp, "head", last_mb_of_chunk);
+    if (last && st.pass != Pass::B) embedding_grads(s, lane, head_params_per_rank(), "head", last_mb_of_chunk);
     for (int64_t l = range.first + range.count - 1; l >= range.first; --l) {
       s.unit();
       if (in) zero3_gather(s, lane, l, "bwd");
@@ -507,8 +549,9 @@ private:
     }
     if (first) {
       s.unit();
+      if (st.pass != Pass::B) tp_before(s, lane, "embedding bwd", sh.tokens * h * 2);  // SP: gradient of the reduce-scatter
       if (vision_ && im.images > 0) vision(s, lane, im, st.pass == Pass::BW ? 2.0 : 1.0, st.pass == Pass::W ? "wgrad" : "bwd");
-      if (st.pass != Pass::B) embedding_grads(s, lane, params_.embedding + (vision_ ? params_.vision : 0), "embedding", last_mb_of_chunk);
+      if (st.pass != Pass::B) embedding_grads(s, lane, (params_.embedding + (vision_ ? params_.vision : 0)) / d(tp_), "embedding", last_mb_of_chunk);
     }
     return s;
   }
@@ -537,12 +580,13 @@ private:
     }
   }
 
+  // params: what one rank holds (already split by tp).
   void embedding_grads(Seg& s, uint32_t lane, double params, const std::string& what, bool last_mb) {
     if (!last_mb || params <= 0 || !has(kDp, lane)) return;
     const bool rs = zero_ >= 1;
     s.grads.push_back(s.add(coll_op(what + (rs ? " grad reduce-scatter" : " grad all-reduce"),
                                    rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce, kDp, lane,
-                                   params / d(tp_) * opt_.grad_bytes, Stream::DpComm,
+                                   params * opt_.grad_bytes, Stream::DpComm,
                                    rs ? CommCategory::DpReduceScatter : CommCategory::DpAllReduce),
                            s.last == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{s.last}));
   }
@@ -704,11 +748,11 @@ private:
       const int64_t pos = sched_.position(s, c);
       const LayerRange range = chunks_[static_cast<size_t>(pos)];
       for (int64_t l = range.first; l < range.first + range.count; ++l) {
-        local += dense_layer_params(l) / d(tp_);
+        local += dense_layer_params_per_rank(l);
         local_experts += expert_layer_params(l) / d(tp_);
       }
       if (pos == 0) local += (params_.embedding + (vision_ ? params_.vision : 0)) / d(tp_);
-      if (pos == P - 1) local += (params_.lm_head + params_.mtp) / d(tp_);
+      if (pos == P - 1) local += head_params_per_rank();
     }
     if (zero_ >= 1) {
       local /= d(dp_ * cp_);

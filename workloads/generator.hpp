@@ -10,19 +10,32 @@
 //  - FFN: [SP all-gather] dense FFN [TP all-reduce | SP reduce-scatter], or router ->
 //    dispatch all-to-all (EP) -> [TP all-gather] routed experts [TP reduce-scatter] ->
 //    shared experts -> combine all-to-all; backward in reverse with 2x the matmul FLOPs
-//    (B: input gradients, W: weight gradients when the schedule splits them);
+//    (B: input gradients, W: weight gradients when the schedule splits them), each TP
+//    collective replaced by its transpose (all-gather <-> reduce-scatter), and with SP one
+//    more all-gather per attention / dense FFN block where its weight gradients are
+//    computed (Megatron re-gathers the sequence-sharded input of its column-parallel
+//    linears, beside the input-gradient GEMM); MoE blocks get no re-gather;
+//  - FP8: the all-to-all towards the experts (dispatch; combine's gradient in backward) in
+//    FP8, the one back from them in BF16 (DeepSeek-V3 §3.3.2);
 //  - position 0 of a path adds the embedding and the vision encoder (once per micro-batch,
 //    its FLOPs from the images the micro-batch holds), the last position the LM head, MTP
-//    modules and loss; activations (forward) and their gradients (backward) move between
-//    stages as Send/Recv of tokens x hidden x 2 bytes (/tp with sequence parallelism);
+//    modules and loss. With TP the vocab-parallel embedding's output is all-reduced
+//    (reduce-scattered with SP; all-gathered gradient in backward), the head's input
+//    all-gathered with SP (its gradient all-reduced, or reduce-scattered with SP, plus the
+//    SP re-gather), and the vocab-parallel cross-entropy all-reduces 3 FP32 values per
+//    token (MTP heads add none of these); activations (forward) and their gradients
+//    (backward) move between stages as Send/Recv of tokens x hidden x 2 bytes (/tp with
+//    sequence parallelism);
 //  - recompute: FULL reruns each layer's forward (with its TP collectives) before its
 //    backward, SELECTIVE reruns the attention core;
 //  - data parallel: after a chunk's last weight gradients, per layer (bucket) an
 //    all-reduce (ZeRO-0) or reduce-scatter (ZeRO-1/2) of FP32 gradients over the dp x cp
-//    ranks (expert gradients over the expert-data-parallel x cp ranks), then the optimizer,
-//    then (ZeRO-1/2) the parameter all-gather; ZeRO-3 (FSDP) all-gathers each layer's
-//    parameters before its forward and backward (prefetching one layer ahead) and
-//    reduce-scatters its gradients every micro-batch.
+//    ranks (expert gradients over the expert-data-parallel x cp ranks) of what one rank
+//    holds (attention, FFN, shared and routed experts, embedding and head split by tp;
+//    norms, the final one included, and the router replicated, as workloads/memory.cpp
+//    counts them), then the optimizer, then (ZeRO-1/2) the parameter all-gather; ZeRO-3
+//    (FSDP) all-gathers each layer's parameters before its forward and backward
+//    (prefetching one layer ahead) and reduce-scatters its gradients every micro-batch.
 //
 // Conventions: expert tensor parallelism = tp (plan.hpp): with tp > 1 each rank dispatches
 // its 1/tp of the tokens, the expert's TP group all-gathers the tokens it received and

@@ -86,61 +86,27 @@ PipelineSchedule build_interleaved(int64_t pp, int64_t m, int64_t v, const PassD
   return s;
 }
 
-// ZB-H1 (Qi et al.): backward split into B and W; each stage, whenever it is free, runs
-// a ready B first, else a forward if fewer than pp-s micro-batches hold activations (F
-// done, W not yet: the 1F1B memory bound), else the oldest pending W. Placed by a list
-// simulation with the given durations, so W passes fill what would be bubbles.
-PipelineSchedule build_zbh1(int64_t pp, int64_t m, int64_t, const PassDurations& d) {
+// ZB-H1 (Qi et al., arXiv 2401.10241 §3.1, Figure 3): the backward split into B (input
+// gradients) and W (weight gradients). Stage s runs 1F1B's warm-up (pp - s forwards), then
+// for each micro-batch k: B_k, W_{k-s}, F_{k+pp-s}, then the W passes still pending. The
+// weight pass of stage s lags its B by s micro-batches, so the later stages, which wait
+// longest for work in 1F1B, fill those waits with W. Memory: at most pp micro-batches hold
+// activations (F done, W not yet) on any stage, the peak of 1F1B (its stage 0), which is
+// what makes it H1 rather than H2. Uniform stages idle (pp-1)(F + B - W) with B the
+// input-gradient part whenever W <= min(F, B): DeepSeek-V3 Table 2's (PP-1)(F+B-2W), whose
+// B is the whole backward. The order does not depend on the durations.
+PipelineSchedule build_zbh1(int64_t pp, int64_t m, int64_t, const PassDurations&) {
   auto s = empty_schedule("zb-h1", pp, m, 1, false);
-  const double inf = std::numeric_limits<double>::infinity();
-  // Completion times: f_done[st][mb], b_done[st][mb].
-  std::vector<std::vector<double>> f_done(pp, std::vector<double>(m, inf)), b_done(pp, std::vector<double>(m, inf));
-  std::vector<double> clock(pp, 0.0);
-  std::vector<int64_t> nf(pp, 0), nb(pp, 0), nw(pp, 0);
-  auto finished = [&](int64_t st) { return nw[st] == m; };
-  std::vector<bool> stalled(pp, false);  // nothing to do and nothing known yet at its clock
-  while (true) {
-    int64_t st = -1;
-    bool any = false;
-    for (int64_t i = 0; i < pp; ++i) {
-      if (finished(i)) continue;
-      any = true;
-      if (!stalled[i] && (st < 0 || clock[i] < clock[st])) st = i;
+  for (int64_t st = 0; st < pp; ++st) {
+    auto& out = s.stages[st];
+    const int64_t warm = std::min(pp - st, m);
+    for (int64_t k = 0; k < warm; ++k) out.push_back(step(k, 0, Pass::F));
+    for (int64_t k = 0; k < m; ++k) {
+      out.push_back(step(k, 0, Pass::B));
+      if (k - st >= 0) out.push_back(step(k - st, 0, Pass::W));
+      if (k + pp - st < m) out.push_back(step(k + pp - st, 0, Pass::F));
     }
-    if (!any) break;
-    if (st < 0) throw std::logic_error("zb-h1 placement cannot progress");
-    const double t = clock[st];
-    // Inputs.
-    double f_in = nf[st] < m ? (st == 0 ? 0.0 : f_done[st - 1][nf[st]]) : inf;
-    double b_in = inf;
-    if (nb[st] < nf[st]) b_in = st == pp - 1 ? f_done[st][nb[st]] : b_done[st + 1][nb[st]];
-    const bool f_allowed = nf[st] < m && nf[st] - nb[st] < pp - st;
-    auto run = [&](Pass p, int64_t mb, double dur) {
-      s.stages[st].push_back(step(mb, 0, p));
-      clock[st] = t + dur;
-      std::fill(stalled.begin(), stalled.end(), false);
-      if (p == Pass::F) f_done[st][mb] = clock[st];
-      if (p == Pass::B) b_done[st][mb] = clock[st];
-    };
-    if (b_in <= t) {
-      run(Pass::B, nb[st], d.b);
-      ++nb[st];
-    } else if (f_allowed && f_in <= t) {
-      run(Pass::F, nf[st], d.f);
-      ++nf[st];
-    } else if (nw[st] < nb[st]) {
-      run(Pass::W, nw[st], d.w);
-      ++nw[st];
-    } else {
-      // Nothing ready: wait for the next known input or for another stage to move on.
-      double next = inf;
-      for (double x : {b_in, f_allowed ? f_in : inf})
-        if (x > t) next = std::min(next, x);
-      for (int64_t i = 0; i < pp; ++i)
-        if (i != st && !finished(i) && clock[i] > t) next = std::min(next, clock[i]);
-      if (next == inf) stalled[st] = true;
-      else clock[st] = next;
-    }
+    for (int64_t k = std::max<int64_t>(0, m - st); k < m; ++k) out.push_back(step(k, 0, Pass::W));
   }
   return s;
 }

@@ -56,7 +56,8 @@ struct PipelineSchedule {
   [[nodiscard]] int chunk_direction(int64_t chunk) const { return bidirectional ? static_cast<int>(chunk) : 0; }
 };
 
-/// Relative durations used to order steps (ZB-H1's greedy placement, p2p ordering).
+/// Relative durations of the passes, for builders that place steps by time (none of the
+/// registered ones does: their orders follow the published schedules).
 struct PassDurations {
   double f = 1, b = 1, w = 1;  ///< B is the input-gradient part; BW = b + w
 };

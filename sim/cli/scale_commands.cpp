@@ -15,7 +15,7 @@ void register_scale_commands(CLI::App& app) {
   auto only = std::make_shared<std::vector<std::string>>();
   auto json = std::make_shared<bool>(false);
   auto fidelity = std::make_shared<std::string>("flow");
-  cmd->add_option("--only", *only, "comma-separated scenario prefixes, e.g. S1,S4 (default: all)")->delimiter(',');
+  cmd->add_option("--only", *only, "comma-separated scenarios or families, e.g. S1,S4 (S4 = S4-256 and S4-1024; S1 alone; S1@256 by name) (default: all)")->delimiter(',');
   cmd->add_flag("--json", *json, "print a JSON list of rows");
   cmd->add_option("--fidelity", *fidelity, "flow (SimGrid flows, default) or analytical (closed forms)")->capture_default_str();
   cmd->callback([only, json, fidelity] {

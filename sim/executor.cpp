@@ -103,6 +103,7 @@ struct Evaluation {
   double duration = 0;
   std::string algorithm;  // "type:name" of the first group, empty for sends
   std::vector<std::pair<sg::Link*, double>> link_bytes;
+  bool groups_disjoint = true;  // no link carries traffic of two groups
 };
 
 class Engine {
@@ -370,17 +371,28 @@ private:
       return;
     }
     if (options_.memoize && net_users_ == 0) {
-      auto it = memo_.find(inst->key);
-      if (it != memo_.end()) {
+      // Alone on the network, a collective whose groups share no link takes exactly its
+      // closed form: each phase is one L07 task (or blocks of one, equal on symmetric
+      // phases) with nothing else on its links. Otherwise an identical collective that
+      // ran alone gives the duration, when there was one.
+      double d = -1;
+      const Evaluation& ev = evaluate(inst->key, coll);
+      if (ev.groups_disjoint) {
+        d = ev.duration;
+        if (!ev.algorithm.empty()) algorithms_.insert(ev.algorithm);
+      } else if (auto it = memo_.find(inst->key); it != memo_.end()) {
+        d = it->second;
+      }
+      if (d >= 0) {
         auto h = std::make_unique<Handle>();
         h->kind = Handle::InstanceTimer;
         h->instance = inst;
         inst->memo = h.get();
-        inst->memo_duration = it->second;
-        inst->memo_end = now() + it->second;
+        inst->memo_duration = std::max(d, 1e-30);
+        inst->memo_end = now() + d;
         ++net_users_;
         memo_timers_.push_back(inst);
-        start_timer(it->second, std::move(h));
+        start_timer(d, std::move(h));
         return;
       }
     }
@@ -402,18 +414,22 @@ private:
     auto [lane0, op0] = inst->members.front();
     const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
     const auto& comm = program_.comms[inst->comm];
-    // Phases depend only on the key (groups, type, size, routing): planned once per key.
-    auto& planned = planned_[inst->key];
-    if (planned.empty()) {
+    // Phases depend only on the key (groups, type, size, routing): planned once per key,
+    // one entry per group of two or more ranks (possibly empty).
+    auto [slot, fresh] = planned_.try_emplace(inst->key);
+    auto& planned = slot->second;
+    if (fresh) {
+      bool named = false;
       for (const auto& group : comm.groups) {
         if (group.size() < 2) continue;
         const Algorithm& algo = selector_.select(group, coll, topo_);
         auto phases = std::make_shared<const std::vector<Phase>>(algo.phases(group, coll, topo_));
-        if (phases->empty()) continue;
-        if (planned.empty()) algorithms_.insert(std::string(workloads::to_string(coll.type)) + ":" + algo.name);
+        if (!phases->empty() && !named) {
+          algorithms_.insert(std::string(workloads::to_string(coll.type)) + ":" + algo.name);
+          named = true;
+        }
         planned.push_back(std::move(phases));
       }
-      if (planned.empty()) planned.push_back(std::make_shared<const std::vector<Phase>>());  // nothing to move
     }
     std::vector<std::shared_ptr<Chain>> chains;
     for (const auto& phases : planned) {
@@ -707,12 +723,30 @@ private:
     auto it = evaluations_.find(key);
     if (it != evaluations_.end()) return it->second;
     Evaluation ev;
+    std::unordered_map<sg::Link*, size_t> owner;  // link -> first group that uses it
+    const auto planned = planned_.find(key);      // flow fidelity: phases already planned
+    size_t gi = 0;
     for (const auto& group : program_.comms[key.comm].groups) {
       if (group.size() < 2) continue;
       const Algorithm& algo = selector_.select(group, coll, topo_);
       if (ev.algorithm.empty()) ev.algorithm = std::string(workloads::to_string(coll.type)) + ":" + algo.name;
+      std::vector<Phase> generated;
+      const std::vector<Phase>* phases = nullptr;
+      if (planned != planned_.end()) {
+        if (gi < planned->second.size()) phases = planned->second[gi].get();
+      } else {
+        generated = algo.phases(group, coll, topo_);
+        phases = &generated;
+      }
+      ++gi;
+      if (phases == nullptr || phases->empty()) continue;
       double chain = 0;
-      for (const auto& ph : algo.phases(group, coll, topo_)) chain += phase_closed_form(ph, ev.link_bytes);
+      const size_t first = ev.link_bytes.size();
+      for (const auto& ph : *phases) chain += phase_closed_form(ph, ev.link_bytes);
+      for (size_t e = first; e < ev.link_bytes.size(); ++e) {
+        auto [it, fresh] = owner.emplace(ev.link_bytes[e].first, gi);
+        if (!fresh && it->second != gi) ev.groups_disjoint = false;
+      }
       ev.duration = std::max(ev.duration, chain);
     }
     // Merge the per-phase entries per link.

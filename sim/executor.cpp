@@ -63,11 +63,10 @@ struct Instance {
   std::vector<std::pair<uint32_t, uint32_t>> members;  // (lane, op) arrived
   size_t groups_left = 0;
   CollKey key;
-  // Flow memoization (see Engine::start_collective).
+  // Flow shortcuts (see Engine::start_collective).
   bool clean = false;     // started on an idle network and nothing else has started since
   double t0 = 0;          // when its transfers started
-  Handle* memo = nullptr; // the timer standing in for it, while one does
-  double memo_end = 0, memo_duration = 0;
+  const struct Evaluation* links = nullptr;  // its links, while its transfers are real
 };
 
 // One message of a send: its transfer may arrive before the receive is issued.
@@ -87,6 +86,7 @@ struct Chain {
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
   size_t tasks_left = 0;   // parallel tasks of the current phase still running
   bool counted = false;    // holds the network busy (Engine::net_users_)
+  const struct Evaluation* links = nullptr;  // a send's links, while its transfer is real
 };
 
 struct Handle {
@@ -94,7 +94,8 @@ struct Handle {
   uint32_t lane = 0, op = 0;              // ComputeTimer
   std::shared_ptr<Chain> chain;           // PhaseTask, PhaseDelay, ChainTimer
   std::shared_ptr<Instance> instance;     // InstanceTimer
-  bool stale = false;                     // an InstanceTimer replaced by real transfers
+  bool stale = false;                     // a timer replaced by real transfers
+  bool tracked = false;                   // a flow timer standing for communication
 };
 
 // Closed-form timing of collectives and sends over the platform's routes, and the bytes
@@ -231,15 +232,14 @@ private:
       case Handle::ComputeTimer: complete_op(h->lane, h->op); return;
       case Handle::InstanceTimer:
         if (h->stale) return;  // replaced by real transfers (materialise)
-        if (!analytical_) {
-          release_network();
-          std::erase(memo_timers_, h->instance);
-          h->instance->memo = nullptr;
-          ++trace_.memo_hits;
-        }
+        if (h->tracked) timed_done(h.get());
         finish_collective(h->instance);
         return;
-      case Handle::ChainTimer: finish_chain(h->chain); return;
+      case Handle::ChainTimer:
+        if (h->stale) return;
+        if (h->tracked) timed_done(h.get());
+        finish_chain(h->chain);
+        return;
       case Handle::PhaseTask:
         if (--h->chain->tasks_left > 0) return;  // other blocks of this phase still run
         if (h->chain->delay_after > 0) {
@@ -370,39 +370,37 @@ private:
       start_timer(ev.duration, std::move(h));
       return;
     }
-    if (options_.memoize && net_users_ == 0) {
-      // Alone on the network, a collective whose groups share no link takes exactly its
-      // closed form: each phase is one L07 task (or blocks of one, equal on symmetric
-      // phases) with nothing else on its links. Otherwise an identical collective that
-      // ran alone gives the duration, when there was one.
+    // Flow shortcuts. A collective whose links carry nothing else, and whose groups share
+    // no link, takes exactly its closed form (each phase one L07 task, or blocks of one,
+    // with nothing else on its links): a timer stands for it. On an idle network, an
+    // identical collective that ran alone gives the duration of one whose groups do share
+    // links. Any real transfer that later needs one of a timer's links turns the timer
+    // back into transfers (before_real_traffic).
+    const Evaluation* ev = options_.memoize ? &evaluate(inst->key, coll) : nullptr;
+    if (ev != nullptr) {
       double d = -1;
-      const Evaluation& ev = evaluate(inst->key, coll);
-      if (ev.groups_disjoint) {
-        d = ev.duration;
-        if (!ev.algorithm.empty()) algorithms_.insert(ev.algorithm);
-      } else if (auto it = memo_.find(inst->key); it != memo_.end()) {
-        d = it->second;
+      if (ev->groups_disjoint && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+        d = ev->duration;
+        if (!ev->algorithm.empty()) algorithms_.insert(ev->algorithm);
+      } else if (net_users_ == 0) {
+        if (auto it = memo_.find(inst->key); it != memo_.end()) d = it->second;
       }
       if (d >= 0) {
-        auto h = std::make_unique<Handle>();
-        h->kind = Handle::InstanceTimer;
-        h->instance = inst;
-        inst->memo = h.get();
-        inst->memo_duration = std::max(d, 1e-30);
-        inst->memo_end = now() + d;
-        ++net_users_;
-        memo_timers_.push_back(inst);
-        start_timer(d, std::move(h));
+        start_timed(inst, nullptr, *ev, d);
         return;
       }
     }
-    network_contended();
+    before_real_traffic(ev);
     const bool idle = net_users_ == 0;
+    if (ev != nullptr) {
+      inst->links = ev;
+      occupy(real_links_, *ev, +1);
+    }
     if (start_chains(inst, 1.0) == 0) {
       finish_collective(inst);
       return;
     }
-    if (idle && options_.memoize) {
+    if (idle && ev != nullptr) {
       inst->clean = true;
       inst->t0 = now();
       clean_.push_back(inst);
@@ -449,28 +447,99 @@ private:
     return chains.size();
   }
 
-  // Something is about to put bytes on the network: no running collective is alone any
-  // more, and memo timers become real transfers.
-  void network_contended() {
+  // ---- flow shortcuts: timers for communication alone on its links ----
+
+  struct Timed {
+    std::shared_ptr<Instance> inst;  // a collective, or
+    std::shared_ptr<Chain> chain;    // a send
+    Handle* handle = nullptr;
+    double end = 0, duration = 0;
+    const Evaluation* ev = nullptr;
+  };
+
+  static void occupy(std::unordered_map<sg::Link*, int>& used, const Evaluation& ev, int delta) {
+    for (const auto& [l, b] : ev.link_bytes) {
+      int& c = used[l];
+      c += delta;
+      if (c == 0) used.erase(l);
+    }
+  }
+
+  static bool touches(const Evaluation& ev, const std::unordered_map<sg::Link*, int>& used) {
+    if (used.empty()) return false;
+    for (const auto& [l, b] : ev.link_bytes)
+      if (used.count(l) != 0) return true;
+    return false;
+  }
+
+  void start_timed(const std::shared_ptr<Instance>& inst, const std::shared_ptr<Chain>& chain, const Evaluation& ev, double d) {
+    auto h = std::make_unique<Handle>();
+    h->kind = inst ? Handle::InstanceTimer : Handle::ChainTimer;
+    h->instance = inst;
+    h->chain = chain;
+    h->tracked = true;
+    timed_.push_back(Timed{inst, chain, h.get(), now() + d, std::max(d, 1e-30), &ev});
+    occupy(timer_links_, ev, +1);
+    ++net_users_;
+    start_timer(d, std::move(h));
+  }
+
+  void timed_done(Handle* h) {
+    auto it = std::find_if(timed_.begin(), timed_.end(), [h](const Timed& t) { return t.handle == h; });
+    occupy(timer_links_, *it->ev, -1);
+    timed_.erase(it);
+    --net_users_;
+    ++trace_.memo_hits;
+  }
+
+  // Real transfers on ev's links (all links when ev is null) are about to start: no running
+  // collective is alone on the network any more, and timers sharing a link with them
+  // become real transfers of their remaining bytes, progress assumed uniform in time.
+  // Timers' links are disjoint from each other and from real transfers' links, so this
+  // never cascades.
+  void before_real_traffic(const Evaluation* ev) {
     for (auto& i : clean_) i->clean = false;
     clean_.clear();
-    auto timers = std::move(memo_timers_);
-    memo_timers_.clear();
-    for (auto& inst : timers) {
+    if (timed_.empty()) return;
+    std::unordered_set<sg::Link*> mine;
+    if (ev != nullptr)
+      for (const auto& [l, b] : ev->link_bytes) mine.insert(l);
+    std::vector<Timed> hit;
+    std::erase_if(timed_, [&](const Timed& t) {
+      bool shared = ev == nullptr;
+      for (const auto& [l, b] : t.ev->link_bytes) shared = shared || mine.count(l) != 0;
+      if (shared) hit.push_back(t);
+      return shared;
+    });
+    for (const auto& t : hit) {
       // The timer runs on, ignored (cancelling it leaves SimGrid a dangling activity in
       // its ended list: measured, segfault); the step ends with its last op anyway.
-      inst->memo->stale = true;
-      inst->memo = nullptr;
+      t.handle->stale = true;
       ++trace_.memo_replaced;
-      release_network();
-      const double left = std::clamp((inst->memo_end - now()) / inst->memo_duration, 0.0, 1.0);
-      if (start_chains(inst, left) == 0) finish_collective(inst);
+      occupy(timer_links_, *t.ev, -1);
+      occupy(real_links_, *t.ev, +1);
+      --net_users_;
+      const double left = std::clamp((t.end - now()) / t.duration, 0.0, 1.0);
+      if (t.inst) {
+        t.inst->links = t.ev;
+        if (start_chains(t.inst, left) == 0) finish_collective(t.inst);
+      } else {
+        t.chain->links = t.ev;
+        t.chain->remaining = left;
+        t.chain->counted = true;
+        ++net_users_;
+        next_phase(t.chain);
+      }
     }
   }
 
   void release_network() { --net_users_; }
 
   void finish_collective(const std::shared_ptr<Instance>& inst) {
+    if (inst->links != nullptr) {
+      occupy(real_links_, *inst->links, -1);
+      inst->links = nullptr;
+    }
     if (inst->clean) {
       memo_[inst->key] = now() - inst->t0;
       std::erase(clean_, inst);
@@ -537,23 +606,35 @@ private:
     }
     const P2PKey key{lane, op.p2p.peer_lane, op.p2p.bytes};
     ++p2p_uses_[key];
-    if (analytical_) {
+    const Evaluation* ev = nullptr;
+    if (analytical_ || options_.memoize) {
       auto it = p2p_memo_.find(key);
       if (it == p2p_memo_.end()) {
-        Evaluation ev;
-        ev.duration = phase_closed_form(p, ev.link_bytes);
-        it = p2p_memo_.emplace(key, std::move(ev)).first;
+        Evaluation e;
+        e.duration = phase_closed_form(p, e.link_bytes);
+        it = p2p_memo_.emplace(key, std::move(e)).first;
       }
+      ev = &it->second;
+    }
+    if (analytical_) {
       auto h = std::make_unique<Handle>();
       h->kind = Handle::ChainTimer;
       h->chain = chain;
-      start_timer(it->second.duration, std::move(h));
+      start_timer(ev->duration, std::move(h));
       return;
     }
-    network_contended();
     chain->phases = std::make_shared<const std::vector<Phase>>(1, std::move(p));
+    if (ev != nullptr && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+      start_timed(nullptr, chain, *ev, ev->duration);  // alone on its links: exact
+      return;
+    }
+    before_real_traffic(ev);
     chain->counted = true;
     ++net_users_;
+    if (ev != nullptr) {
+      chain->links = ev;
+      occupy(real_links_, *ev, +1);
+    }
     next_phase(chain);
   }
 
@@ -673,6 +754,10 @@ private:
     if (chain->counted) {
       chain->counted = false;
       release_network();
+    }
+    if (chain->links != nullptr) {
+      occupy(real_links_, *chain->links, -1);
+      chain->links = nullptr;
     }
     if (chain->instance) {
       if (--chain->instance->groups_left == 0) finish_collective(chain->instance);
@@ -831,7 +916,9 @@ private:
   std::set<std::string> algorithms_;
   // Flow memoization.
   size_t net_users_ = 0;  // running chains and memo timers
-  std::vector<std::shared_ptr<Instance>> clean_, memo_timers_;
+  std::vector<std::shared_ptr<Instance>> clean_;
+  std::vector<Timed> timed_;
+  std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
   std::map<CollKey, double> memo_;
   std::map<CollKey, std::vector<std::shared_ptr<const std::vector<Phase>>>> planned_;  // per group with transfers
   // Closed forms and link accounting.

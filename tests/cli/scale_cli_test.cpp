@@ -39,24 +39,27 @@ nlohmann::json bench(const std::string& args) {
 }
 }  // namespace
 
-// Issue 6 item 4: the analytical fidelity within 5% of flow. S4-256 runs both ways here
-// (flow takes ~0.1 s with memoization). S1's flow run takes minutes, so its flow step time
-// is the one measured by hand and recorded in docs/PERFORMANCE.md (23.98 s, 2026-11-30);
-// re-measure it there when the engine changes.
+// Issue 6 item 4: the analytical fidelity within 5% of the default (flow) on S1, S2, S3
+// and S4 (the Megatron rows: tests/sim/megatron_test.cpp). Flow takes about 6 s for S1
+// and S2 and 11 s for S3 on the 2-core reference machine (docs/PERFORMANCE.md); this test
+// checks agreement, never wall time.
 TEST(BenchScale, AnalyticalAgreesWithFlow) {
-  auto flow = bench("--only S4-256");
-  auto analytical = bench("--only S4-256,S1 --fidelity analytical");
-  ASSERT_EQ(flow.size(), 1u);
-  ASSERT_EQ(analytical.size(), 2u);
-  for (const auto& r : analytical) EXPECT_EQ(r["fidelity"], "analytical");
-  const double s4_flow = flow[0]["step_time_s"].get<double>();
-  EXPECT_NEAR(analytical[1]["step_time_s"].get<double>(), s4_flow, 0.01 * s4_flow);  // rows come in scenario order: S1, S4
-  EXPECT_EQ(analytical[1]["scenario"], "S4-256");
-  const double s1_flow_measured = 23.98;
-  EXPECT_EQ(analytical[0]["scenario"], "S1");
-  EXPECT_NEAR(analytical[0]["step_time_s"].get<double>(), s1_flow_measured, 0.05 * s1_flow_measured);
+  auto flow = bench("--only S1,S2,S3,S4-256");
+  auto analytical = bench("--only S1,S2,S3,S4-256 --fidelity analytical");
+  ASSERT_EQ(flow.size(), 4u);
+  ASSERT_EQ(analytical.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(flow[i]["status"], "ok") << flow[i].dump();
+    EXPECT_EQ(flow[i]["fidelity"], "flow");
+    EXPECT_EQ(analytical[i]["fidelity"], "analytical");
+    EXPECT_EQ(analytical[i]["scenario"], flow[i]["scenario"]);
+    const double f = flow[i]["step_time_s"].get<double>();
+    EXPECT_GT(f, 0.0);
+    EXPECT_NEAR(analytical[i]["step_time_s"].get<double>(), f, 0.05 * f) << flow[i]["scenario"];
+  }
   // S4: 232 all-to-alls and an all-reduce, each alone on the network: all timed without flows.
-  EXPECT_EQ(flow[0]["memo_hits"], 233);
+  EXPECT_EQ(flow[3]["scenario"], "S4-256");
+  EXPECT_EQ(flow[3]["memo_hits"], 233);
 }
 
 TEST(BenchScale, UnknownScenarioIsAnError) {

@@ -328,6 +328,10 @@ private:
   // block; backward also reduce-scatters dK/dV.
   void attention_core(Seg& s, uint32_t lane, const std::string& L, double flops, const MbShape& sh, const std::string& dir,
                       double k, bool backward) {
+    if (r_.materialize_attention_scores()) {
+      materialized_attention(s, L, 2 * flops, sh, dir, backward);  // flops is the causal half
+      return;
+    }
     if (!has(kCp, lane)) {
       s.chain(compute_op(L + "attn core " + dir, k * flops, ComputeClass::Attention, Precision::BF16));
       return;
@@ -353,6 +357,40 @@ private:
       s.chain(coll_op(L + "cp dkv reduce-scatter", CollectiveType::ReduceScatter, kCp, lane, kv_bytes, Stream::CpComm,
                       CommCategory::CpExchange));
     }
+  }
+
+  // Attention without flash attention, as Megatron-LM did before 2022 (arXiv 2104.04473;
+  // megatron/model/transformer.py CoreAttention): the full QK^T as a batched GEMM writing
+  // every score, a fused scale-mask-softmax, dropout (its 1-byte mask kept for backward),
+  // and a batched GEMM with V reading the probabilities; all of it in HBM, over
+  // E = tokens x seq x heads/tp score elements of 2 bytes per rank. full_flops: QK^T + PV
+  // over the whole s^2 (the masked half is computed too). Backward: the two GEMMs' input
+  // and weight-side products (2x the FLOPs), dropout backward (read grad and mask, write)
+  // and softmax backward (read probabilities and grad, write).
+  void materialized_attention(Seg& s, const std::string& L, double full_flops, const MbShape& sh, const std::string& dir,
+                              bool backward) {
+    const auto& a = m_.attention();
+    double dqk = 0, dv = 0;
+    if (a.kind() == config::Attention::MLA) {
+      dqk = d(a.qk_nope_head_dim() + a.qk_rope_head_dim());
+      dv = d(a.v_head_dim());
+    } else {
+      dqk = dv = d(a.head_dim() > 0 ? a.head_dim() : m_.hidden() / a.heads());
+    }
+    const double qk = full_flops * dqk / (dqk + dv), pv = full_flops - qk;
+    const double E = sh.tokens * sh.seq * d(a.heads()) / d(tp_);
+    const double drop = m_.dropout() ? 1.0 : 0.0;
+    if (!backward) {
+      s.chain(compute_op(L + "attn scores QK^T " + dir, qk, ComputeClass::Gemm, Precision::BF16, 2 * E));
+      s.chain(compute_op(L + "attn softmax " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 4 * E));
+      if (drop > 0) s.chain(compute_op(L + "attn dropout " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 5 * E));
+      s.chain(compute_op(L + "attn context PV " + dir, pv, ComputeClass::Gemm, Precision::BF16, 2 * E));
+      return;
+    }
+    s.chain(compute_op(L + "attn context PV " + dir, 2 * pv, ComputeClass::Gemm, Precision::BF16, 4 * E));
+    if (drop > 0) s.chain(compute_op(L + "attn dropout " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 5 * E));
+    s.chain(compute_op(L + "attn softmax " + dir, 0, ComputeClass::Elementwise, Precision::BF16, 6 * E));
+    s.chain(compute_op(L + "attn scores QK^T " + dir, 2 * qk, ComputeClass::Gemm, Precision::BF16, 4 * E));
   }
 
   // Router, dispatch, experts, shared experts, combine. k: FLOP multiplier of the pass.
@@ -426,6 +464,8 @@ private:
     const double kmat = (in ? 1.0 : 0.0) + (wt ? 1.0 : 0.0);  // matmul FLOP multiplier
     if (in) {
       if (r_.recompute() == config::ParallelPlan::FULL) layer_forward(s, lane, l, sh, "recompute", true);
+      else if (r_.recompute() == config::ParallelPlan::SELECTIVE && r_.materialize_attention_scores())
+        materialized_attention(s, L, T * f.attention_core / d(tp_), sh, "recompute", false);
       else if (r_.recompute() == config::ParallelPlan::SELECTIVE)
         s.chain(compute_op(L + "attn core recompute", T * f.attention_core_causal / d(tp_), ComputeClass::Attention, Precision::BF16));
     }

@@ -188,6 +188,10 @@ std::vector<PlanProblem> check_plan(const config::ModelSpec& m, const config::Pa
     add("plan.pp", "dualpipe needs an even number of stages, got " + str(pp));
   }
 
+  if (r.cp() > 1 && r.materialize_attention_scores()) {
+    add("plan.materialize_attention_scores", "true needs cp = 1 (context parallelism runs ring flash attention, "
+                                             "which never stores the scores); got cp = " + str(r.cp()));
+  }
   // Context parallelism: causal load balancing splits the sequence into 2·cp chunks.
   const int64_t seq = r.seq_len();
   if (seq <= 0) add("plan.seq_len", "no sequence length: set plan.seq_len or model.seq_len");
@@ -240,6 +244,32 @@ std::vector<PlanProblem> check_plan(const config::ModelSpec& m, const config::Pa
     add("plan.precision", "unknown precision '" + plan.precision() + "'; valid: bf16, fp8, fp16");
   }
   if (r.optimizer_bytes_per_param() < 0) add("plan.optimizer_bytes_per_param", "must be >= 0 (0 = 12)");
+  if (r.grad_bytes_per_param() < 0) add("plan.grad_bytes_per_param", "must be >= 0 (0 = 2; 4 = FP32 gradients)");
+
+  // Activation storage (workloads/memory.hpp).
+  if (!r.recompute_modules().empty()) {
+    if (r.recompute() != config::ParallelPlan::SELECTIVE) {
+      add("plan.recompute_modules", "applies to selective recompute; set plan.recompute=selective (recompute is " +
+                                        lower(config::ParallelPlan::Recompute_Name(r.recompute())) + ")");
+    }
+    for (int i = 0; i < r.recompute_modules_size(); ++i) {
+      const auto mod = r.recompute_modules(i);
+      if (mod == config::ParallelPlan::MLA_UP_PROJ && a.kind() != config::Attention::MLA) {
+        add("plan.recompute_modules", "mla_up_proj needs MLA attention; valid here: core_attn, layernorm" +
+                                          std::string(pc.moe_layers > 0 ? ", moe_act" : ""));
+      }
+      if (mod == config::ParallelPlan::MOE_ACT && pc.moe_layers == 0) {
+        add("plan.recompute_modules", std::string("moe_act needs MoE layers; valid here: core_attn, layernorm") +
+                                          (a.kind() == config::Attention::MLA ? ", mla_up_proj" : ""));
+      }
+    }
+  }
+  for (auto [name, bits] : {std::pair{"attn_out_cache_bits", r.attn_out_cache_bits()},
+                            std::pair{"moe_act_cache_bits", r.moe_act_cache_bits()}}) {
+    if (bits != 0 && (bits < 8 || bits > 16)) {
+      add(std::string("plan.") + name, str(bits) + " bits; valid: 0 (BF16) or 8 to 16 (8 = FP8, 12 = E5M6)");
+    }
+  }
 
   // Order: a permutation of tp, cp, dp, pp with an optional ep right before dp.
   {

@@ -262,3 +262,56 @@ TEST(Generator, FoldedAndUnfoldedPipelinesGiveTheSameStepTime) {
 
 }  // namespace
 }  // namespace tcsim::workloads
+
+namespace tcsim::workloads {
+namespace {
+
+const Op* find_op(const Program& p, const std::string& label) {
+  for (const auto& op : p.lanes[0].ops)
+    if (op.label < p.labels.size() && p.labels[op.label] == label) return &op;
+  return nullptr;
+}
+
+}  // namespace
+
+// Megatron-LM before flash attention (arXiv 2104.04473): the scores are materialised. For
+// megatron-1.7b (24 heads of 96, sequence 2048) at TP 2, one micro-batch of one sequence, one
+// rank sees E = 2048 x 2048 x 12 = 50,331,648 score elements per layer:
+//   QK^T and PV: 2 x 2048 x 2048 x 12 x 96 = 9,663,676,416 FLOP each, forward (the full
+//   s^2, masked half included), twice that backward;
+//   HBM: scores written 2E, softmax 4E, dropout 5E (mask kept), probabilities read 2E
+//   forward; backward 4E + 5E + 6E + 4E.
+TEST(Generator, MaterializedAttentionChargesTheScoreMatrix) {
+  config::Workload w = workload("megatron-1.7b", 2, 1, 1);
+  w.mutable_plan()->set_micro_batch(1);
+  w.mutable_plan()->set_global_batch(1);
+  w.mutable_plan()->set_materialize_attention_scores(true);
+  Program p = generate(w, 2);
+  const double E = 2048.0 * 2048 * 12, bmm = 2.0 * 2048 * 2048 * 12 * 96;
+  struct Want {
+    const char* label;
+    double flops, bytes;
+  };
+  for (const Want& x : {Want{"L0 attn scores QK^T fwd", bmm, 2 * E}, Want{"L0 attn softmax fwd", 0, 4 * E},
+                        Want{"L0 attn dropout fwd", 0, 5 * E}, Want{"L0 attn context PV fwd", bmm, 2 * E},
+                        Want{"L0 attn context PV bwd", 2 * bmm, 4 * E}, Want{"L0 attn dropout bwd", 0, 5 * E},
+                        Want{"L0 attn softmax bwd", 0, 6 * E}, Want{"L0 attn scores QK^T bwd", 2 * bmm, 4 * E}}) {
+    const Op* op = find_op(p, x.label);
+    ASSERT_NE(op, nullptr) << x.label;
+    EXPECT_DOUBLE_EQ(op->compute.flops, x.flops) << x.label;
+    EXPECT_DOUBLE_EQ(op->compute.hbm_bytes, x.bytes) << x.label;
+  }
+  // Flash attention (the default) charges the causal half and no score traffic.
+  w.mutable_plan()->set_materialize_attention_scores(false);
+  Program q = generate(w, 2);
+  EXPECT_EQ(find_op(q, "L0 attn softmax fwd"), nullptr);
+  const Op* core = find_op(q, "L0 attn core fwd");
+  ASSERT_NE(core, nullptr);
+  EXPECT_DOUBLE_EQ(core->compute.flops, bmm);  // (QK^T + PV) / 2
+  // Context parallelism runs ring flash attention: materialised scores are refused.
+  w.mutable_plan()->set_materialize_attention_scores(true);
+  w.mutable_plan()->set_cp(2);
+  EXPECT_THROW(generate(w, 4), core::InputError);
+}
+
+}  // namespace tcsim::workloads

@@ -43,7 +43,7 @@ struct CollKey {
   uint32_t comm = 0;
   int type = 0;
   double bytes = 0;
-  const void* matrix = nullptr;
+  uint32_t matrix = 0;  // 0: even split; else which uneven matrix (Engine::key_of)
   uint32_t max_nodes = 0;
   bool operator<(const CollKey& o) const {
     return std::tie(comm, type, bytes, matrix, max_nodes) < std::tie(o.comm, o.type, o.bytes, o.matrix, o.max_nodes);
@@ -338,8 +338,12 @@ private:
     start_collective(ready);
   }
 
-  static CollKey key_of(const workloads::CollectiveOp& c) {
-    return CollKey{c.comm, static_cast<int>(c.type), c.bytes, c.matrix.get(), c.max_nodes};
+  // Uneven all-to-all matrices are told apart by the order in which they first appear, not
+  // by address, so that every map keyed by CollKey iterates the same way in every run.
+  CollKey key_of(const workloads::CollectiveOp& c) {
+    uint32_t matrix = 0;
+    if (c.matrix) matrix = matrix_ids_.try_emplace(c.matrix.get(), static_cast<uint32_t>(matrix_ids_.size() + 1)).first->second;
+    return CollKey{c.comm, static_cast<int>(c.type), c.bytes, matrix, c.max_nodes};
   }
 
   // Starts a collective whose members have all arrived. Flow fidelity with memoization:
@@ -920,6 +924,7 @@ private:
   std::vector<Timed> timed_;
   std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
   std::map<CollKey, double> memo_;
+  std::unordered_map<const void*, uint32_t> matrix_ids_;
   std::map<CollKey, std::vector<std::shared_ptr<const std::vector<Phase>>>> planned_;  // per group with transfers
   // Closed forms and link accounting.
   std::map<CollKey, Evaluation> evaluations_;

@@ -108,12 +108,11 @@ TEST(MemoryModel, RejectsPlanThatDoesNotFitWithBreakdown) {
   EXPECT_NO_THROW(check_memory(m, p, 64, 80_GiB, "--gpu-memory"));
 }
 
-TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800WithFullRecompute) {
-  // DeepSeek-V3 (arXiv 2412.19437 §3.2-3.3): PP16 DualPipe, EP64, ZeRO-1, no TP, BF16 Adam
-  // moments (8 bytes/param with the FP32 master) on 80 GB H800s. The paper trains it with
-  // selective recompute and FP8 activation caching, which this model over-estimates (see
-  // workloads/README.md); with full recompute the estimate must fit.
-  const auto m = find_model("deepseek-v3", "t");
+// DeepSeek-V3 (h = 7168; MLA: 128 heads, q_lora 1536, kv_lora 512, nope 128 + rope 64,
+// v 128; MoE: 256 routed experts top-8 + 1 shared, expert width 2048, SwiGLU), no TP, one
+// 4096-token sequence per micro-batch, flash attention, no dropout. FP8 GEMM inputs cost
+// 1 + 4/128 = 1.03125 bytes per element (FP8 plus an FP32 scale per 1x128 tile).
+config::ParallelPlan deepseek_plan() {
   config::ParallelPlan p;
   p.set_pp(16);
   p.set_ep(64);
@@ -121,15 +120,164 @@ TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800WithFullRecompute) {
   p.set_schedule("dualpipe");
   p.set_uneven_stages(true);
   p.set_global_batch(15360);
-  p.set_optimizer_bytes_per_param(8);
+  p.set_seq_len(4096);
   p.set_precision("fp8");
-  p.set_recompute(config::ParallelPlan::FULL);
+  return p;
+}
+
+TEST(MemoryModel, DeepSeekV3LayerWithItsMemorySavings) {
+  // The published recipe: recompute all RMSNorms and the MLA up-projections (§3.2.3),
+  // attention output cached once in E5M6 (12 bits) and the MoE SwiGLU input in FP8, its
+  // output recomputed (§3.3.3).
+  const auto m = find_model("deepseek-v3", "t");
+  auto p = deepseek_plan();
+  p.set_recompute(config::ParallelPlan::SELECTIVE);
+  p.add_recompute_modules(config::ParallelPlan::LAYERNORM);
+  p.add_recompute_modules(config::ParallelPlan::MLA_UP_PROJ);
+  p.add_recompute_modules(config::ParallelPlan::MOE_ACT);
+  p.set_attn_out_cache_bits(12);
+  p.set_moe_act_cache_bits(8);
+  ASSERT_NO_THROW(validate_plan(m, p, 2048, "t"));
+  const auto r = resolve_plan(m, p, 2048);
+  const double T = 4096;
+  // MLA attention block, bytes per token:
+  //   pre-attention norm input, BF16          2·7168            = 14336
+  //   norm output (down-projection input)     recomputed        =     0
+  //   latents c_Q, c_KV (latent norm inputs)  2·(1536 + 512)    =  4096
+  //   latent norm outputs, Q, K, V            recomputed        =     0
+  //   RoPE key kept to rebuild K, BF16        2·64              =   128
+  //   flash log-sum-exp, FP32 per head        4·128             =   512
+  //   attention output, E5M6 + tile scale     (1.5 + 4/128)·128·128 = 25088
+  //                                                         total 44160
+  const auto moe = layer_activation(m, r, 3);  // layers 0-2 are dense
+  EXPECT_NEAR(moe.attention.value() / (T * 44160), 1.0, 1e-12);
+  // MoE block, bytes per token:
+  //   pre-FFN norm input, BF16                2·7168            = 14336
+  //   router / shared-expert input            recomputed        =     0
+  //   FP32 gating scores                      4·256             =  1024
+  //   chosen experts: int32 index + FP32 weight  8·8            =    64
+  //   dispatched expert inputs, FP8           8·1.03125·7168    = 59136
+  //   routed SwiGLU inputs, FP8               8·1.03125·2·2048  = 33792
+  //   shared-expert SwiGLU input, FP8         1.03125·2·2048    =  4224
+  //   SwiGLU outputs (down-projection inputs) recomputed        =     0
+  //                                                        total 112576
+  EXPECT_NEAR(moe.ffn.value() / (T * 112576), 1.0, 1e-12);
+  EXPECT_NEAR(layer_activation_bytes(m, r, 3).value() / (T * (44160 + 112576)), 1.0, 1e-12);
+}
+
+TEST(MemoryModel, DeepSeekV3LayerFp8WithoutRecompute) {
+  // FP8 GEMMs (GEMM inputs cached in FP8), no recompute, no E5M6/FP8 activation caching.
+  const auto m = find_model("deepseek-v3", "t");
+  const auto r = resolve_plan(m, deepseek_plan(), 2048);
+  const double T = 4096;
+  const auto l = layer_activation(m, r, 3);
+  // Attention, bytes per token:
+  //   norm input 2·7168 = 14336; norm output FP8 1.03125·7168 = 7392; latents BF16
+  //   2·2048 = 4096; latent norm outputs FP8 1.03125·2048 = 2112; Q, K, V BF16
+  //   2·128·(192 + 192 + 128) = 131072; log-sum-exp 512; attention output BF16 for the
+  //   attention backward 2·16384 = 32768 and FP8 for the projection 1.03125·16384 = 16896.
+  EXPECT_NEAR(l.attention.value() / (T * (14336 + 7392 + 4096 + 2112 + 131072 + 512 + 32768 + 16896)), 1.0, 1e-12);
+  // MoE: norm input 14336; router input BF16 14336; shared-expert input FP8 7392; gating
+  //   1024 + 64; dispatched inputs 59136; routed SwiGLU inputs BF16 8·2·2·2048 = 65536 and
+  //   outputs FP8 8·1.03125·2048 = 16896; shared SwiGLU input 8192 and output 2112.
+  EXPECT_NEAR(l.ffn.value() / (T * (14336 + 14336 + 7392 + 1088 + 59136 + 65536 + 16896 + 8192 + 2112)), 1.0, 1e-12);
+  // What the weight gradients need (held from B to W when the backward is split): GEMM
+  // inputs, norm output 7392, latent norm outputs 2112, projection input 16896; router
+  // 14336, shared 7392, dispatched 59136, routed down-projection inputs 16896, shared 2112
+  // (126272); and GEMM output gradients, FP8 but the router's (BF16): down-projections
+  // 1.03125·(2048 + 64) = 2178, up-projections 1.03125·128·(192 + 128 + 128) = 59136,
+  // output projection 7392, router 2·256 = 512, 9 experts' fc1 and fc2 9·1.03125·(4096 +
+  // 7168) = 104544 (173762).
+  EXPECT_NEAR(l.weight_grad_operands.value() / (T * (126272 + 173762)), 1.0, 1e-12);
+}
+
+TEST(MemoryModel, DualPipeHoldsPpPlusOneChunkPassesWithTheirOwnLayers) {
+  // DualPipe (DeepSeek-V3 Table 2: PP+1 activations): the reference order leaves stage s
+  // holding pp - s micro-batches of its forward-copy chunk s and s + 1 of its reverse-copy
+  // chunk pp-1-s at the peak. 61 layers on 16 stages: chunks 1-13 hold 4 layers, chunks 0,
+  // 14, 15 hold 3 (chunk 0: the 3 dense layers; chunk 15 also the head and MTP).
+  const auto m = find_model("deepseek-v3", "t");
+  const auto p = deepseek_plan();
+  const auto r = resolve_plan(m, p, 2048);
+  const auto stages = estimate_stage_memory(m, p, 2048);
+  const double moe = layer_activation_bytes(m, r, 3).value();
+  for (int64_t s : {2, 7, 8, 13}) {  // both chunks are 4 MoE layers
+    EXPECT_DOUBLE_EQ(stages[s].in_flight, 17);
+    EXPECT_NEAR(stages[s].activations.value() / (17 * 4 * moe), 1.0, 1e-12) << s;
+  }
+  // Stage 1: 15 micro-batches of chunk 1 (layers 3-6) and 2 of chunk 14 (layers 55-57).
+  EXPECT_NEAR(stages[1].activations.value() / ((15 * 4 + 2 * 3) * moe), 1.0, 1e-12);
+}
+
+TEST(MemoryModel, ZeroBubbleHoldsWeightGradientOperandsUntilW) {
+  // ZB-H1 (Qi et al.): stage s runs W of micro-batch k - s after B of k, so at its peak it
+  // holds pp - s micro-batches' activations plus, for s more, what their weight gradients
+  // need (every GEMM's input and output gradient).
+  const auto m = find_model("llama3-8b", "t");
+  config::ParallelPlan p;
+  p.set_pp(4);
+  p.set_num_micro_batches(8);
+  p.set_schedule("zb-h1");
+  const auto r = resolve_plan(m, p, 4);
+  const auto stages = estimate_stage_memory(m, p, 4);
+  const auto l = layer_activation(m, r, 0);
+  const double A = 8 * l.attention.value() + 8 * l.ffn.value(), W = 8 * l.weight_grad_operands.value();  // 8 layers
+  EXPECT_NEAR(stages[0].activations.value() / (4 * A), 1.0, 1e-12);
+  EXPECT_NEAR(stages[2].activations.value() / (2 * A + 2 * W), 1.0, 1e-12);
+}
+
+TEST(MemoryModel, RecomputeModulesAreChecked) {
+  const auto m = find_model("llama3-8b", "t");
+  config::ParallelPlan p;
+  p.add_recompute_modules(config::ParallelPlan::LAYERNORM);
+  auto problems = check_plan(m, p, 8);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_EQ(problems.front().field, "plan.recompute_modules");  // needs recompute=selective
+  p.set_recompute(config::ParallelPlan::SELECTIVE);
+  EXPECT_TRUE(check_plan(m, p, 8).empty());
+  p.add_recompute_modules(config::ParallelPlan::MLA_UP_PROJ);  // llama has no MLA
+  problems = check_plan(m, p, 8);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems.front().message.find("needs MLA"), std::string::npos);
+  p.clear_recompute_modules();
+  p.set_attn_out_cache_bits(4);
+  ASSERT_FALSE(check_plan(m, p, 8).empty());
+  EXPECT_EQ(check_plan(m, p, 8).front().field, "plan.attn_out_cache_bits");
+}
+
+TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800) {
+  // DeepSeek-V3 (arXiv 2412.19437 §3.2-3.3): PP16 DualPipe, EP64, ZeRO-1, no TP, FP8 on 80 GB
+  // H800s. Model states: BF16 weights, FP32 gradients for accumulation and FP32 master
+  // weights with BF16 Adam moments (8 bytes/param, sharded) (§3.3.3). Activations: RMSNorm
+  // and MLA up-projection recompute (§3.2.3), E5M6 attention output, FP8 SwiGLU input with
+  // its output recomputed (§3.3.3). One 4096-token sequence per micro-batch (tcsim's
+  // default; the paper does not give it).
+  const auto m = find_model("deepseek-v3", "t");
+  auto p = deepseek_plan();
+  p.set_optimizer_bytes_per_param(8);
+  p.set_grad_bytes_per_param(4);
+  p.set_recompute(config::ParallelPlan::SELECTIVE);
+  p.add_recompute_modules(config::ParallelPlan::LAYERNORM);
+  p.add_recompute_modules(config::ParallelPlan::MLA_UP_PROJ);
+  p.add_recompute_modules(config::ParallelPlan::MOE_ACT);
+  p.set_attn_out_cache_bits(12);
+  p.set_moe_act_cache_bits(8);
   ASSERT_NO_THROW(validate_plan(m, p, 2048, "t"));
   const auto mem = estimate_memory(m, p, 2048);
   EXPECT_LT(mem.total.value(), 80e9) << format_memory(mem);
+  EXPECT_DOUBLE_EQ(mem.in_flight, 17);  // Table 2: PP + 1
   // DualPipe holds two stages' weights (Table 2: 2x parameters): the 3-layer stage 15 also
   // holds the 3 layers of stage 0's reverse copy.
   EXPECT_EQ(estimate_stage_memory(m, p, 2048)[15].layers, 6);
+  // Full recompute fits as well.
+  p.clear_recompute_modules();
+  p.set_recompute(config::ParallelPlan::FULL);
+  EXPECT_LT(estimate_memory(m, p, 2048).total.value(), 80e9);
+  // Without its activation savings (FP8 GEMM inputs only) the plan does not fit.
+  p.set_recompute(config::ParallelPlan::NONE);
+  p.set_attn_out_cache_bits(0);
+  p.set_moe_act_cache_bits(0);
+  EXPECT_GT(estimate_memory(m, p, 2048).total.value(), 80e9);
 }
 
 }  // namespace

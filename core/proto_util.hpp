@@ -15,13 +15,20 @@ void parse_textproto(const std::string& text, const std::string& name, google::p
 /// Reads a file and parses it as textproto (or JSON when it starts with '{').
 void load_config_file(const std::string& path, google::protobuf::Message& msg);
 
-/// Sets the field at dotted path (e.g. "moe.top_k") from text. Scalars parse from text,
-/// enums accept their value names (case-insensitive). Throws InputError naming `where`,
-/// the path and the valid field names when the path does not exist.
+/// Sets the field at dotted path (e.g. "moe.top_k") from text. Scalars parse from text
+/// (integers take count suffixes: "2K"), enums accept their value names (case-insensitive).
+/// A repeated scalar field takes a bracketed list, each element parsed as a scalar of that
+/// field: "[0.5, 0.25,0.25]" replaces the list, "[]" clears it; an element may be
+/// double-quoted ("[\"a,b\",c]") to hold commas. Lists of messages cannot be set (use a
+/// config file), nor single elements ("x[0]"). A scalar for a list field, a list for a
+/// non-string scalar field, a bad element (named with its index) or an unknown path throw
+/// InputError naming `where` and what would be valid; a list with a bad element leaves the
+/// field as it was.
 void set_field_by_path(google::protobuf::Message& msg, const std::string& path, const std::string& text,
                        const std::string& where);
 
-/// Every settable scalar path of a message type, e.g. {"layers", "moe.top_k", ...}.
+/// Every path set_field_by_path accepts for a message type: scalar and repeated-scalar
+/// fields, e.g. {"layers", "moe.top_k", "routing.histogram", ...}.
 std::vector<std::string> settable_paths(const google::protobuf::Descriptor* desc);
 
 /// Compact single-line JSON of a message (deterministic field order).

@@ -1,4 +1,5 @@
 // Sweep specs: expansion (grid, zip, filter), stable point ids, shards, bad input.
+#include <algorithm>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -6,7 +7,9 @@
 #include "core/error.hpp"
 #include "core/proto_util.hpp"
 #include "sim/sweep/filter.hpp"
+#include "sim/sweep/runner.hpp"
 #include "sim/sweep/spec.hpp"
+#include "sim/sweep/store.hpp"
 
 namespace tcsim::sweep {
 namespace {
@@ -160,6 +163,25 @@ TEST(SweepSpec, RejectsPointsWithoutAPlatformOrWorkload) {
   EXPECT_NE(error_of(R"(base { platform: "p" })").find("no workload"), std::string::npos);
   EXPECT_NE(error_of(R"(base { gpu: "H100" workload: "w" })").find("needs run.nodes"), std::string::npos);
   EXPECT_NE(error_of(R"(base { gpu: "H100" nodes: "x" workload: "w" })").find("run.nodes"), std::string::npos);
+}
+
+TEST(SweepSpec, ListValuesReachTcsimRunAsOneSetArgument) {
+  // `--set key=[a,b]` lists (repeated fields) pass through the sweep unchanged: one argv
+  // element per --set (no shell), quoted in printed commands, and distinct points per list.
+  Sweep s = expand_text(R"(base { platform: "p.xml" workload: "w" set: "model.routing.histogram=[4, 1,1,1]" }
+    axis { key: "model.images.resolutions" values: "[224,448]" values: "[ 336 ]" values: "[]" })");
+  ASSERT_EQ(s.points.size(), 3u);
+  EXPECT_EQ(values(s, "model.images.resolutions"), (std::vector<std::string>{"[224,448]", "[ 336 ]", "[]"}));
+  std::set<std::string> ids;
+  for (const auto& p : s.points) ids.insert(p.id);
+  EXPECT_EQ(ids.size(), 3u);
+  auto steps = point_commands(s, s.points[0], "tcsim", "work");
+  ASSERT_EQ(steps.size(), 1u);
+  const auto& run = steps[0];
+  auto has = [&](const std::string& a) { return std::find(run.begin(), run.end(), a) != run.end(); };
+  EXPECT_TRUE(has("model.images.resolutions=[224,448]"));
+  EXPECT_TRUE(has("model.routing.histogram=[4, 1,1,1]"));
+  EXPECT_NE(shell_join(run).find("'model.routing.histogram=[4, 1,1,1]'"), std::string::npos) << shell_join(run);
 }
 
 TEST(SweepSpec, RefusesMoreThanMaxPointsWithoutForce) {

@@ -116,6 +116,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         auto program = sc.program(platform.size(), o);
         CostModel cost(platform.spec(), platform.calibration());
         AlgorithmSelector selector;
+        if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});  // as tcsim run
         ExecutorOptions opts;
         opts.fidelity = fidelity;
         auto trace = execute(platform, program, cost, selector, opts);

@@ -114,14 +114,6 @@ RunResult simulate(const RunRequest& req) {
   if (req.progress) exec_opts.progress = print_progress;
   AlgorithmSelector selector;
   selector.configure(overrides);
-  if (!replay) {
-    // MoE all-to-alls are routed with the model's top-k and node limit (DeepEP-style
-    // deduplication; sim.moe.* overrides win).
-    auto model = workloads::workload_model(workload, "--workload");
-    if (model.has_moe() && model.moe().top_k() > 0) {
-      selector.set_default_moe({static_cast<int>(model.moe().top_k()), static_cast<int>(model.moe().max_nodes_per_token())});
-    }
-  }
   const PowerModel power = PowerModel::from_overrides(overrides);
   std::optional<double> tokens;
   if (!req.tokens.empty()) tokens = parse_tokens(req.tokens, "--tokens");
@@ -152,6 +144,9 @@ RunResult simulate(const RunRequest& req) {
   overrides.check_all_taken(known);
 
   if (!replay) program = workloads::generate(workload, platform.size(), gen);
+  // MoE all-to-alls are routed with the model's top-k and node limit (DeepEP-style
+  // deduplication; sim.moe.* overrides win).
+  if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});
   CostModel cost(platform.spec(), platform.calibration());
   ExecutionTrace trace = execute(platform, program, cost, selector, exec_opts);
   if (req.progress) std::fprintf(stderr, "\r\033[K");

@@ -99,6 +99,10 @@ public:
     layout_ = std::make_unique<RankLayout>(r_);
     p_.world_size = gpus_;
     p_.precision = prec_;
+    if (m_.has_moe() && m_.moe().top_k() > 0) {
+      p_.moe_top_k = static_cast<int>(m_.moe().top_k());
+      p_.moe_max_nodes = static_cast<int>(std::max<int64_t>(0, m_.moe().max_nodes_per_token()));
+    }
     double image_tokens = 0, encoder = 0;
     for (const auto& im : images_) image_tokens += im.tokens, encoder += im.encoder_flops;
     p_.tokens_per_step = d(r_.global_batch()) * d(seq_);

@@ -115,6 +115,11 @@ struct Program {
   double tokens_per_step = 0;        ///< tokens processed by the whole job per step
   double model_flops_per_step = 0;   ///< useful FLOP (no recompute) of the whole job
   Precision precision = Precision::BF16;
+  /// MoE routing behind the all-to-alls (0 = unknown or no MoE): copies per token counted in
+  /// their bytes (top-k), and the node limit per token. The executor's DeepEP-style
+  /// all-to-all deduplicates copies with them (sim/collectives.hpp MoeRouting).
+  int moe_top_k = 0;
+  int moe_max_nodes = 0;
 
   /// Interns a label and returns its index.
   uint32_t label(const std::string& name);

@@ -26,6 +26,7 @@
 #include "topology/cluster.hpp"
 #include "workloads/chakra/chakra.hpp"
 #include "workloads/generator.hpp"
+#include "workloads/memory.hpp"
 #include "workloads/model.hpp"
 
 namespace tcsim::sim {
@@ -33,7 +34,7 @@ namespace sg = simgrid::s4u;
 using core::InputError;
 
 std::vector<std::string> sim_keys() {
-  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize"};
+  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize", "sim.memory_check"};
   for (const auto& a : AlgorithmSelector::keys()) k.push_back(a);
   for (const auto& a : PowerModel::keys()) k.push_back(a);
   return k;
@@ -111,6 +112,8 @@ RunResult simulate(const RunRequest& req) {
   if (auto v = overrides.take("sim.sm_contention")) exec_opts.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
   if (auto v = overrides.take("sim.fidelity")) exec_opts.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
   if (auto v = overrides.take("sim.memoize")) exec_opts.memoize = parse_bool(*v, overrides.where("sim.memoize"));
+  bool memory_check = true;
+  if (auto v = overrides.take("sim.memory_check")) memory_check = parse_bool(*v, overrides.where("sim.memory_check"));
   if (req.progress) exec_opts.progress = print_progress;
   AlgorithmSelector selector;
   selector.configure(overrides);
@@ -143,6 +146,16 @@ RunResult simulate(const RunRequest& req) {
   for (const auto& o : topology::fabric_options()) known.push_back(o.key);
   overrides.check_all_taken(known);
 
+  if (!replay && memory_check) {
+    // A plan that does not fit the GPU's HBM is rejected with its breakdown (issue 4), as
+    // `tcsim plan check --gpu` does; sim.memory_check=false simulates it anyway.
+    try {
+      workloads::check_memory(workloads::workload_model(workload, "--workload"), workload.plan(), platform.size(),
+                              platform.spec().hbm, "--workload " + req.workload + " on " + platform.spec().name);
+    } catch (const InputError& e) {
+      throw InputError(e.where(), e.problem() + "; or --set sim.memory_check=false to simulate it anyway");
+    }
+  }
   if (!replay) program = workloads::generate(workload, platform.size(), gen);
   // MoE all-to-alls are routed with the model's top-k and node limit (DeepEP-style
   // deduplication; sim.moe.* overrides win).

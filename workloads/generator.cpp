@@ -397,6 +397,41 @@ private:
     s.chain(compute_op(L + "attn scores QK^T " + dir, 2 * qk, ComputeClass::Gemm, Precision::BF16, 4 * E));
   }
 
+  bool recomputes(config::ParallelPlan::RecomputeModule mod) const {
+    if (r_.recompute_modules().empty()) return mod == config::ParallelPlan::CORE_ATTN;  // Megatron-core's default
+    return std::find(r_.recompute_modules().begin(), r_.recompute_modules().end(), mod) != r_.recompute_modules().end();
+  }
+
+  // Selective recompute before a layer's backward: what plan.recompute_modules drops from
+  // memory (workloads/memory.cpp) is rebuilt here, at its compute cost (Megatron-core
+  // recompute_modules; DeepSeek-V3 arXiv 2412.19437 sec 3.2.3 and 3.3.3).
+  void selective_recompute(Seg& s, uint32_t lane, int64_t l, const LayerFlops& f, const MbShape& sh, const std::string& L) {
+    const double T = sh.tokens, h = d(m_.hidden());
+    if (recomputes(config::ParallelPlan::CORE_ATTN)) {
+      if (r_.materialize_attention_scores()) materialized_attention(s, L, T * f.attention_core / d(tp_), sh, "recompute", false);
+      else s.chain(compute_op(L + "attn core recompute", T * f.attention_core_causal / d(tp_), ComputeClass::Attention, Precision::BF16));
+    }
+    // The pre-attention and pre-FFN RMSNorms: read the input, write the output (BF16).
+    if (recomputes(config::ParallelPlan::LAYERNORM))
+      s.chain(compute_op(L + "norm recompute", 0, ComputeClass::Elementwise, Precision::BF16, 2 * T * h * (2 + 2) / d(tp_)));
+    const auto& a = m_.attention();
+    if (recomputes(config::ParallelPlan::MLA_UP_PROJ) && a.kind() == config::Attention::MLA) {
+      // Q and K/V up-projections from the latents (the latent norms are negligible).
+      const double heads = d(a.heads());
+      const double q_up = a.q_lora_rank() > 0 ? d(a.q_lora_rank()) * heads * d(a.qk_nope_head_dim() + a.qk_rope_head_dim()) : 0.0;
+      const double kv_up = d(a.kv_lora_rank()) * heads * d(a.qk_nope_head_dim() + a.v_head_dim());
+      s.chain(compute_op(L + "mla up-proj recompute", 2 * T * (q_up + kv_up) / d(tp_), ComputeClass::Gemm, prec_));
+    }
+    if (recomputes(config::ParallelPlan::MOE_ACT) && f.moe) {
+      // SwiGLU of every routed copy: read gate and up (2 x 2 bytes), write the product (2).
+      double load = 1;
+      if (skew_ && static_cast<size_t>(l) < rank_share_.size() && !rank_share_[static_cast<size_t>(l)].empty())
+        load = d(ep_) * rank_share_[static_cast<size_t>(l)][static_cast<size_t>(info_[lane].e)];
+      const double elems = T * d(f.top_k) * d(expert_hidden(m_)) * load / d(tp_);
+      s.chain(compute_op(L + "moe act recompute", 0, ComputeClass::Elementwise, Precision::BF16, 6 * elems));
+    }
+  }
+
   // Router, dispatch, experts, shared experts, combine. k: FLOP multiplier of the pass.
   void moe_block(Seg& s, uint32_t lane, int64_t l, const LayerFlops& f, const MbShape& sh, const std::string& dir, bool backward,
                  double k) {
@@ -468,10 +503,7 @@ private:
     const double kmat = (in ? 1.0 : 0.0) + (wt ? 1.0 : 0.0);  // matmul FLOP multiplier
     if (in) {
       if (r_.recompute() == config::ParallelPlan::FULL) layer_forward(s, lane, l, sh, "recompute", true);
-      else if (r_.recompute() == config::ParallelPlan::SELECTIVE && r_.materialize_attention_scores())
-        materialized_attention(s, L, T * f.attention_core / d(tp_), sh, "recompute", false);
-      else if (r_.recompute() == config::ParallelPlan::SELECTIVE)
-        s.chain(compute_op(L + "attn core recompute", T * f.attention_core_causal / d(tp_), ComputeClass::Attention, Precision::BF16));
+      else if (r_.recompute() == config::ParallelPlan::SELECTIVE) selective_recompute(s, lane, l, f, sh, L);
     }
     const double ffn_width = f.moe ? d(f.top_k * expert_hidden(m_)) : d(m_.ffn().hidden());
     if (in) {

@@ -12,6 +12,7 @@
 #include "core/proto_util.hpp"
 #include "core/quantity.hpp"
 #include "sim/cli/commands.hpp"
+#include "topology/gpu.hpp"
 #include "workloads/enumerate.hpp"
 #include "workloads/memory.hpp"
 #include "workloads/model.hpp"
@@ -70,7 +71,7 @@ std::string billions(double v) {
 
 /// A workload from --workload, or --model with an empty plan; --set keys applied.
 struct Inputs {
-  std::string model, workload, gpu_memory;
+  std::string model, workload, gpu_memory, gpu;
   int64_t gpus = 0;
   std::vector<std::string> sets;
   bool as_json = false;
@@ -94,12 +95,27 @@ wl::config::Workload load_inputs(const Inputs& in) {
   return w;
 }
 
+// Memory per GPU: --gpu-memory, else the HBM of --gpu from the catalog; empty when neither.
+std::string memory_limit(const Inputs& in, core::Bytes& cap) {
+  if (!in.gpu_memory.empty()) {
+    cap = core::parse_bytes(in.gpu_memory, "--gpu-memory");
+    return in.gpu_memory;
+  }
+  if (!in.gpu.empty()) {
+    const auto spec = topology::find_gpu(in.gpu, "--gpu");
+    cap = spec.hbm;
+    return core::format_bytes(cap) + " (" + spec.name + " HBM)";
+  }
+  return {};
+}
+
 void add_common(CLI::App* c, Inputs& in, bool memory_required) {
   c->add_option("--model", in.model, "model preset (see `tcsim model list`) or a ModelSpec .textproto/.json");
   c->add_option("--workload", in.workload, "workload preset (moe-demo, dense-demo) or file; its plan is the start");
   c->add_option("--gpus", in.gpus, "number of GPUs")->required();
-  auto* mem = c->add_option("--gpu-memory", in.gpu_memory, "memory per GPU with unit, e.g. 80GiB");
-  if (memory_required) mem->required();
+  c->add_option("--gpu-memory", in.gpu_memory,
+                std::string("memory per GPU with unit, e.g. 80GiB") + (memory_required ? " (or --gpu)" : ""));
+  c->add_option("--gpu", in.gpu, "GPU catalog name (tcsim hw list): its HBM is the memory per GPU unless --gpu-memory is given");
   c->add_option("--set", in.sets, "override: plan.tp=8, plan.recompute=full, model.moe.top_k=4, ...");
   c->add_flag("--json", in.as_json, "print JSON instead of a table");
 }
@@ -188,13 +204,16 @@ void register_model_commands(CLI::App& app) {
       const auto mem = wl::estimate_memory(m, w.plan(), ci->gpus);
       j["memory"] = memory_json(mem);
       if (!ci->as_json) std::printf("%s", wl::format_memory(mem).c_str());
-      if (!ci->gpu_memory.empty()) {
-        const auto cap = core::parse_bytes(ci->gpu_memory, "--gpu-memory");
+      core::Bytes cap;
+      const std::string limit = memory_limit(*ci, cap);
+      if (!limit.empty()) {
         j["gpu_memory_bytes"] = cap.value();
         if (mem.total > cap) {
-          mem_error = "the plan needs " + core::format_bytes(mem.total) + " per GPU, more than " + ci->gpu_memory +
-                      "; use more tp/pp/ep, a higher plan.zero_stage or plan.recompute";
-          errs.push_back({{"field", "--gpu-memory"}, {"message", mem_error}});
+          mem_error = "the plan needs " + core::format_bytes(mem.total) + " per GPU, more than " + limit +
+                      "; use more tp/pp/ep, a higher plan.zero_stage, plan.recompute (full, or selective with "
+                      "plan.recompute_modules) or cached-activation formats (plan.attn_out_cache_bits, "
+                      "plan.moe_act_cache_bits)";
+          errs.push_back({{"field", ci->gpu_memory.empty() ? "--gpu" : "--gpu-memory"}, {"message", mem_error}});
         }
       }
     }
@@ -205,7 +224,8 @@ void register_model_commands(CLI::App& app) {
       std::fprintf(stderr, "error: %s: %s\n", p.field == "gpus" ? "--gpus" : ("--set " + p.field).c_str(),
                    p.message.c_str());
     }
-    if (!mem_error.empty()) std::fprintf(stderr, "error: --gpu-memory: %s\n", mem_error.c_str());
+    if (!mem_error.empty())
+      std::fprintf(stderr, "error: %s: %s\n", ci->gpu_memory.empty() ? "--gpu" : "--gpu-memory", mem_error.c_str());
     if (!errs.empty()) exit_code() = 2;
     else if (!ci->as_json) std::printf("plan is valid\n");
   });
@@ -223,7 +243,9 @@ void register_model_commands(CLI::App& app) {
     const auto m = wl::workload_model(w, "plan enumerate");
     wl::EnumerateOptions opt = *eo;
     opt.gpus = ei->gpus;
-    opt.gpu_memory = core::parse_bytes(ei->gpu_memory, "--gpu-memory");
+    if (memory_limit(*ei, opt.gpu_memory).empty()) {
+      throw core::InputError("plan enumerate", "give --gpu-memory SIZE (e.g. 80GiB) or --gpu NAME (its HBM)");
+    }
     opt.zero_stages = *zero;
     opt.base = w.plan();
     if (ei->gpus < 1) throw core::InputError("--gpus", "must be a positive number of GPUs");

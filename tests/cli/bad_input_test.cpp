@@ -122,3 +122,19 @@ TEST(CliRun, NoProgressLineWhenStderrIsNotATerminal) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err.find("[tcsim]"), std::string::npos) << r.err;
 }
+
+// Issue 4 item 8: a plan that does not fit the GPU's HBM is rejected with its breakdown.
+// llama3-8b on one H100 node with no sharding: 8.03B parameters x (2 + 2 + 12) bytes alone
+// are 120 GiB per GPU.
+TEST(CliBadInput, PlanThatDoesNotFitTheGpuIsRejectedWithItsBreakdown) {
+  auto r = run("run --gpu H100 --nodes 1 --workload llama3-8b --fidelity analytical");
+  expect_error(r, "more than the GPU's");
+  EXPECT_NE(r.err.find("optimizer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("plan.zero_stage"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("sim.memory_check=false"), std::string::npos) << r.err;
+  EXPECT_EQ(run("run --gpu H100 --nodes 1 --workload llama3-8b --fidelity analytical --set sim.memory_check=false").code, 0);
+  EXPECT_EQ(run("run --gpu H100 --nodes 1 --workload llama3-8b --fidelity analytical --set plan.zero_stage=3 plan.recompute=full").code, 0);
+  // plan check takes the memory from the catalog with --gpu.
+  expect_error(run("plan check --model llama3-8b --gpus 8 --gpu H100"), "(H100 HBM)");
+  expect_error(run("plan enumerate --model llama3-8b --gpus 8"), "--gpu");
+}

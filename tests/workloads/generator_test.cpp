@@ -315,3 +315,45 @@ TEST(Generator, MaterializedAttentionChargesTheScoreMatrix) {
 }
 
 }  // namespace tcsim::workloads
+
+namespace tcsim::workloads {
+
+// Selective recompute rebuilds what plan.recompute_modules drops from memory, at its cost.
+// moe-demo (MLA: 16 heads, kv_lora_rank 512, no q compression; hidden 2048; MoE top-6 of
+// 1,408-wide experts), one micro-batch of 4,096 tokens, TP 1, layer 1 (the first MoE layer):
+//   norms: 2 RMSNorms x 4096 x 2048 x (2 read + 2 write) bytes = 67,108,864 B;
+//   MLA up-projection: 2 x 4096 x 512 x 16 x (128 + 128) FLOP = 17,179,869,184 FLOP;
+//   SwiGLU: 4096 x 6 x 1408 x (2 x 2 read + 2 write) bytes = 207,618,048 B.
+TEST(Generator, SelectiveRecomputeModulesAreCharged) {
+  config::Workload w = find_workload("moe-demo", "test");
+  w.mutable_plan()->set_num_micro_batches(1);
+  w.mutable_plan()->set_recompute(config::ParallelPlan::SELECTIVE);
+  for (auto mod : {config::ParallelPlan::LAYERNORM, config::ParallelPlan::MLA_UP_PROJ, config::ParallelPlan::MOE_ACT})
+    w.mutable_plan()->add_recompute_modules(mod);
+  Program p = generate(w, 8);
+  auto op = [&](const std::string& label) -> const Op* {
+    for (const auto& o : p.lanes[0].ops)
+      if (p.labels[o.label] == label) return &o;
+    return nullptr;
+  };
+  ASSERT_NE(op("L1 norm recompute"), nullptr);
+  EXPECT_DOUBLE_EQ(op("L1 norm recompute")->compute.hbm_bytes, 67108864.0);
+  ASSERT_NE(op("L1 mla up-proj recompute"), nullptr);
+  EXPECT_DOUBLE_EQ(op("L1 mla up-proj recompute")->compute.flops, 17179869184.0);
+  ASSERT_NE(op("L1 moe act recompute"), nullptr);
+  EXPECT_DOUBLE_EQ(op("L1 moe act recompute")->compute.hbm_bytes, 207618048.0);
+  EXPECT_EQ(op("L0 moe act recompute"), nullptr);  // layer 0 is dense (first_k_dense 1)
+  EXPECT_EQ(op("L1 attn core recompute"), nullptr);  // core_attn not listed
+  // Megatron-core's default list is [core_attn].
+  w.mutable_plan()->clear_recompute_modules();
+  Program q = generate(w, 8);
+  bool core = false, norm = false;
+  for (const auto& o : q.lanes[0].ops) {
+    core = core || q.labels[o.label] == "L1 attn core recompute";
+    norm = norm || q.labels[o.label] == "L1 norm recompute";
+  }
+  EXPECT_TRUE(core);
+  EXPECT_FALSE(norm);
+}
+
+}  // namespace tcsim::workloads

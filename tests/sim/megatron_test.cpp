@@ -94,14 +94,14 @@ TEST(MegatronSc21NotYetValidated, Row39p1BPinned) {
 // Validated rows: within +-15% of the published TFLOPS/GPU (arXiv 2104.04473 Table 1).
 // 529.6B: TP8 PP35, 2,520 GPUs, batch 2520, micro-batch 1, interleaved 1F1B with 3 chunks
 // per rank (1 layer per virtual stage, run_table_1.sh). Published 163; predicted 176.2
-// (+8.1%) on 2026-11-30. Takes about 35 s.
+// (+8.1%) on 2026-11-30. Takes about 20 s.
 TEST(MegatronSc21, Row529p6BWithinFifteenPercentOfPublished) {
   const Row r{"megatron-529.6b", 105, 20480, 8, 35, 2520, 2520, 1, 163, 176.2, 3};
   EXPECT_NEAR(predicted_tflops_per_gpu(r), r.published_tflops, 0.15 * r.published_tflops);
 }
 
 // 1T: TP8 PP64, 3,072 GPUs, batch 3072, micro-batch 1, 1F1B. Published 163; predicted 176.3
-// (+8.2%) on 2026-11-30. Takes about 60 s.
+// (+8.2%) on 2026-11-30. Takes about 10 s.
 TEST(MegatronSc21, Row1TWithinFifteenPercentOfPublished) {
   const Row r{"megatron-1t", 128, 25600, 8, 64, 3072, 3072, 1, 163, 176.3};
   EXPECT_NEAR(predicted_tflops_per_gpu(r), r.published_tflops, 0.15 * r.published_tflops);

@@ -357,3 +357,41 @@ TEST(Generator, SelectiveRecomputeModulesAreCharged) {
 }
 
 }  // namespace tcsim::workloads
+
+namespace tcsim::workloads {
+
+// DualPipe's overlapped forward & backward pair (arXiv 2412.19437 Fig. 4): on the in-order
+// compute stream, the backward pass's expert compute sits between the forward dispatch and
+// the forward expert compute that waits for it, so the dispatch runs under the backward MLP
+// instead of stalling the stream; likewise the forward experts sit between the backward
+// dispatch-gradient and the backward attention.
+TEST(Generator, DualPipePairHidesEachAllToAllUnderTheOtherPassCompute) {
+  config::Workload w = find_workload("moe-demo", "test");
+  w.mutable_plan()->set_pp(2);
+  w.mutable_plan()->set_schedule("dualpipe");
+  w.mutable_plan()->set_num_micro_batches(8);
+  Program p = generate(w, 16);
+  int checked = 0;
+  for (const auto& lane : p.lanes) {
+    const auto& ops = lane.ops;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (p.labels[ops[i].label].find("dispatch a2a") == std::string::npos || ops[i].category != CommCategory::EpAllToAll) continue;
+      if (p.labels[ops[i].label].find("bwd") != std::string::npos) continue;
+      // The forward experts that consume this dispatch.
+      size_t consumer = 0;
+      for (size_t j = i + 1; j < ops.size() && consumer == 0; ++j)
+        for (uint32_t d : ops[j].deps)
+          if (d == i && p.labels[ops[j].label].find("experts fwd") != std::string::npos) consumer = j;
+      if (consumer == 0) continue;
+      bool backward_compute_between = false;
+      for (size_t j = i + 1; j < consumer; ++j)
+        backward_compute_between = backward_compute_between ||
+                                   (ops[j].kind == OpKind::Compute && p.labels[ops[j].label].find("bwd") != std::string::npos);
+      // Only dispatches inside an overlapped pair have a backward pass beside them.
+      if (backward_compute_between) ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0) << "no forward dispatch hidden under backward compute";
+}
+
+}  // namespace tcsim::workloads

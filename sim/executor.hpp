@@ -64,8 +64,8 @@ struct ExecutionTrace {
   std::vector<std::string> algorithms_used;
   size_t ptasks = 0;       ///< SimGrid parallel tasks started
   size_t activities = 0;   ///< all SimGrid activities started (events, in analytical mode)
-  size_t memo_hits = 0;    ///< collectives timed from an identical one on an idle network
-  size_t memo_replaced = 0; ///< memo timers turned back into transfers (other traffic began)
+  size_t memo_hits = 0;     ///< flow: collectives and sends that ran as timers to the end
+  size_t memo_replaced = 0; ///< flow: such timers turned back into transfers (traffic shared a link)
   /// Bytes each link carried in the step (collectives and sends, byte_scale included),
   /// for the per-tier utilisation report; links that carried nothing are absent.
   std::vector<std::pair<simgrid::s4u::Link*, double>> link_bytes;
@@ -79,10 +79,11 @@ struct ExecutorOptions {
   bool split_phases = true;
   size_t split_above_hosts = 128;
   Fidelity fidelity = Fidelity::Flow;
-  /// Flow fidelity: a collective identical to one that already ran alone on an idle
-  /// network (same communicator, type, bytes, routing), started while the network is
-  /// idle, is a timer of the measured duration; if other traffic starts meanwhile it is
-  /// turned back into real transfers for its remaining bytes (executor.cpp).
+  /// Flow fidelity: a collective (whose groups share no link) or a send whose links
+  /// carry nothing else is a timer of its closed form, exact for one L07 task per phase;
+  /// on an idle network, a collective identical to one that ran alone is a timer of that
+  /// one's measured duration. When other traffic needs one of its links, the timer turns
+  /// back into real transfers for its remaining bytes (executor.cpp, before_real_traffic).
   bool memoize = true;
   /// Called at most every progress_interval_s of wall time while the step runs.
   std::function<void(const Progress&)> progress;

@@ -40,12 +40,12 @@ std::vector<Scenario> scenarios() {
   std::vector<Scenario> s;
   // A model preset with the scenario's plan, checked against the GPU's memory as `tcsim
   // run` checks it.
-  auto preset_step = [](const std::string& workload_preset, const std::string& model, const std::string& gpu,
+  // `source`: a workload preset (its plan is the start) or a model preset (empty plan).
+  auto preset_step = [](const std::string& workload_preset, const std::string& source, const std::string& gpu,
                         bool memory_check = true) {
-    return [workload_preset, model, gpu, memory_check](int ranks, core::Overrides& o) {
-      workloads::config::Workload w;
+    return [workload_preset, source, gpu, memory_check](int ranks, core::Overrides& o) {
+      workloads::config::Workload w = workloads::find_workload(source, "scenario " + workload_preset);
       w.set_name(workload_preset);
-      w.set_model_preset(model);
       workloads::apply_workload_overrides(w, o);
       if (memory_check) {
         workloads::check_memory(workloads::workload_model(w, workload_preset), w.plan(), ranks, topology::find_gpu(gpu).hbm,
@@ -54,30 +54,19 @@ std::vector<Scenario> scenarios() {
       return workloads::generate(w, ranks);
     };
   };
-  // DeepSeek-V3's own run (arXiv 2412.19437 sec 3.2-3.3): DualPipe over 16 stages, EP64
-  // with node-limited routing, ZeRO-1, FP8, and its memory savings (recompute of RMSNorm,
-  // MLA up-projections and the experts' SwiGLU; E5M6 attention output and FP8 SwiGLU input
-  // caches; BF16 optimizer moments, FP32 gradients).
-  const std::vector<std::string> v3 = {"plan.pp=16", "plan.ep=64", "plan.zero_stage=1", "plan.precision=fp8",
-                                       "plan.schedule=dualpipe", "plan.global_batch=15360", "plan.seq_len=4096",
-                                       "plan.uneven_stages=true", "plan.recompute=selective",
-                                       "plan.recompute_modules=[layernorm,mla_up_proj,moe_act]", "plan.attn_out_cache_bits=12",
-                                       "plan.moe_act_cache_bits=8", "plan.optimizer_bytes_per_param=8",
-                                       "plan.grad_bytes_per_param=4"};
+  // DeepSeek-V3's own run: the deepseek-v3-pretrain workload preset (its sources are there).
+  const std::vector<std::string> v3 = {};
   s.push_back({"S1", "DeepSeek-V3, 2,048 H800, multi-plane fat-tree, PP16 DualPipe, EP64, ZeRO-1, FP8, 15,360 x 4,096 tokens",
-               "H800", 256, "multi-plane-fat-tree", v3, preset_step("S1", "deepseek-v3", "H800")});
-  s.push_back({"S2", "S1 on H100", "H100", 256, "multi-plane-fat-tree", v3, preset_step("S2", "deepseek-v3", "H100")});
+               "H800", 256, "multi-plane-fat-tree", v3, preset_step("S1", "deepseek-v3-pretrain", "H800")});
+  s.push_back({"S2", "S1 on H100", "H100", 256, "multi-plane-fat-tree", v3, preset_step("S2", "deepseek-v3-pretrain", "H100")});
   // S1 weak-scaled, for the cost exponent: batch 7.5 sequences per GPU (15,360 at 2,048),
   // EP limited by the data-parallel width (EP groups are data-parallel ranks). Probes of the
   // simulator's cost only: below 1,024 GPUs the experts do not fit in 80 GB (not checked).
   for (int gpus : {256, 512, 1024}) {
-    auto sets = v3;
-    for (auto& kv : sets) {
-      if (kv.rfind("plan.global_batch=", 0) == 0) kv = "plan.global_batch=" + std::to_string(gpus * 15 / 2);
-      if (kv.rfind("plan.ep=", 0) == 0) kv = "plan.ep=" + std::to_string(std::min(64, gpus / 16));
-    }
+    const std::vector<std::string> sets = {"plan.global_batch=" + std::to_string(gpus * 15 / 2),
+                                           "plan.ep=" + std::to_string(std::min(64, gpus / 16))};
     s.push_back({"S1@" + std::to_string(gpus), "S1 weak-scaled to " + std::to_string(gpus) + " H800 (memory not checked)", "H800",
-                 gpus / 8, "multi-plane-fat-tree", sets, preset_step("S1", "deepseek-v3", "H800", false)});
+                 gpus / 8, "multi-plane-fat-tree", sets, preset_step("S1", "deepseek-v3-pretrain", "H800", false)});
   }
   // Llama 3's data parallelism is FSDP that keeps the weights gathered between forward and
   // backward, i.e. shards gradients and optimizer states (arXiv 2407.21783 sec 3.3.2): ZeRO-2.

@@ -70,12 +70,17 @@ void register_run_commands(CLI::App& app) {
   {
     auto* cmd = app.add_subcommand("compare", "Simulate the same workload on two platforms and show them side by side with ratios");
     struct Opts {
-      std::vector<std::string> platforms;
-      std::string workload, out, tokens, fidelity;
+      std::vector<std::string> platforms, gpus;
+      std::string workload, out, tokens, fidelity, fabric = "single-switch";
+      int nodes = 0, gpus_per_node = 8;
       std::vector<std::string> sets, sets_b;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("--platform", o->platforms, "platform XML; give it twice (baseline first)")->required()->take_all();
+    cmd->add_option("--platform", o->platforms, "platform XML; give it twice (baseline first)")->take_all();
+    cmd->add_option("--gpu", o->gpus, "instead of --platform: GPU catalog names (baseline first), clusters built in memory")->take_all();
+    cmd->add_option("--nodes", o->nodes, "with --gpu: number of nodes");
+    cmd->add_option("--gpus-per-node", o->gpus_per_node, "with --gpu: GPUs per node")->capture_default_str();
+    cmd->add_option("--fabric", o->fabric, "with --gpu: fabric name (`tcsim topo fabrics`)")->capture_default_str();
     cmd->add_option("--workload", o->workload, "workload preset name or file")->required();
     cmd->add_option("--set", o->sets, "override key=value for both runs; repeatable")->take_all();
     cmd->add_option("--set-b", o->sets_b, "override key=value for the second run only (e.g. gpu.nvlink_bw=200GBps with one platform)")->take_all();
@@ -85,15 +90,31 @@ void register_run_commands(CLI::App& app) {
     cmd->callback([o] {
       if (!o->tokens.empty()) sim::parse_tokens(o->tokens, "--tokens");
       if (!o->fidelity.empty()) o->sets.push_back("sim.fidelity=" + o->fidelity);
-      if (o->platforms.size() == 1 && !o->sets_b.empty()) o->platforms.push_back(o->platforms.front());
-      if (o->platforms.size() != 2) {
-        throw core::InputError("--platform", "compare needs exactly two platforms (or one platform and --set-b variants), got " +
-                                                 std::to_string(o->platforms.size()));
+      if (o->platforms.empty() == o->gpus.empty()) {
+        throw core::InputError("tcsim compare", "give two --platform files, or two --gpu names with --nodes (one of "
+                                                "either with --set-b variants for the second run)");
+      }
+      auto& sides = o->platforms.empty() ? o->gpus : o->platforms;
+      const char* option = o->platforms.empty() ? "--gpu" : "--platform";
+      if (sides.size() == 1 && !o->sets_b.empty()) sides.push_back(sides.front());
+      if (sides.size() != 2) {
+        throw core::InputError(option, std::string("compare needs exactly two (or one and --set-b variants), got ") +
+                                           std::to_string(sides.size()));
       }
       check_writable(o->out, "--out");
       sim::RunRequest a, b;
-      a.platform = o->platforms[0];
-      b.platform = o->platforms[1];
+      if (!o->platforms.empty()) {
+        a.platform = o->platforms[0];
+        b.platform = o->platforms[1];
+      } else {
+        for (auto* r : {&a, &b}) {
+          r->nodes = o->nodes;
+          r->gpus_per_node = o->gpus_per_node;
+          r->fabric = o->fabric;
+        }
+        a.gpu = o->gpus[0];
+        b.gpu = o->gpus[1];
+      }
       a.workload = b.workload = o->workload;
       a.sets = b.sets = o->sets;
       b.sets.insert(b.sets.end(), o->sets_b.begin(), o->sets_b.end());

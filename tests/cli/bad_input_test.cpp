@@ -138,3 +138,16 @@ TEST(CliBadInput, PlanThatDoesNotFitTheGpuIsRejectedWithItsBreakdown) {
   expect_error(run("plan check --model llama3-8b --gpus 8 --gpu H100"), "(H100 HBM)");
   expect_error(run("plan enumerate --model llama3-8b --gpus 8"), "--gpu");
 }
+
+// compare builds both clusters in memory with --gpu (how a 2,048-GPU comparison is run).
+TEST(CliCompare, TwoGpusInMemoryAndItsBadInput) {
+  const std::string out = (std::filesystem::temp_directory_path() / ("tcsim-compare-" + std::to_string(getpid()) + ".out")).string();
+  const std::string cmd = std::string(TCSIM_BINARY) +
+                          " compare --gpu H100 --gpu H800 --nodes 2 --workload moe-demo --fidelity analytical >" + out + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("slowdown (H800 / H100 step time)"), std::string::npos) << text;
+  expect_error(run("compare --gpu H100 --nodes 2 --workload moe-demo"), "--set-b");
+  expect_error(run("compare --gpu H100 --gpu H800 --platform " + platform("H800") + " --nodes 2 --workload moe-demo"), "--platform");
+}

@@ -282,3 +282,19 @@ TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800) {
 
 }  // namespace
 }  // namespace tcsim::workloads
+
+namespace tcsim::workloads {
+
+// The deepseek-v3-pretrain workload preset is DeepSeek's published plan with its memory
+// savings: it must fit the H800's 80 GB (the catalog's 80e9 bytes), at the 68.8 GiB that
+// DeepSeekV3PublishedPlanFitsH800 derives, on 2,048 GPUs.
+TEST(MemoryModel, DeepSeekV3PretrainPresetFitsH800) {
+  const auto w = find_workload("deepseek-v3-pretrain", "test");
+  const auto m = workload_model(w, "test");
+  const auto b = estimate_memory(m, w.plan(), 2048);
+  EXPECT_LT(b.total.value(), 80e9);
+  EXPECT_NEAR(b.total.value() / 1073741824.0, 68.78, 0.01);
+  EXPECT_NO_THROW(check_memory(m, w.plan(), 2048, core::Bytes(80e9), "test"));
+}
+
+}  // namespace tcsim::workloads

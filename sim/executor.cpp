@@ -445,27 +445,10 @@ private:
   // Starts one chain of phases per group of the instance's communicator; returns how many.
   size_t start_chains(const std::shared_ptr<Instance>& inst, double remaining) {
     auto [lane0, op0] = inst->members.front();
-    const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
-    const auto& comm = program_.comms[inst->comm];
-    // Phases depend only on the key (groups, type, size, routing): planned once per key,
-    // one entry per group of two or more ranks (possibly empty).
-    auto [slot, fresh] = planned_.try_emplace(inst->key);
-    auto& planned = slot->second;
-    if (fresh) {
-      bool named = false;
-      for (const auto& group : comm.groups) {
-        if (group.size() < 2) continue;
-        const Algorithm& algo = selector_.select(group, coll, topo_);
-        auto phases = std::make_shared<const std::vector<Phase>>(algo.phases(group, coll, topo_));
-        if (!phases->empty() && !named) {
-          algorithms_.insert(std::string(workloads::to_string(coll.type)) + ":" + algo.name);
-          named = true;
-        }
-        planned.push_back(std::move(phases));
-      }
-    }
+    const Planned& planned = plan(inst->key, op_of(lane0, op0).coll);
+    if (!planned.algorithm.empty()) algorithms_.insert(planned.algorithm);
     std::vector<std::shared_ptr<Chain>> chains;
-    for (const auto& phases : planned) {
+    for (const auto& phases : planned.groups) {
       if (phases->empty()) continue;
       auto chain = std::make_shared<Chain>();
       chain->phases = phases;
@@ -567,8 +550,6 @@ private:
       }
     }
   }
-
-  void release_network() { --net_users_; }
 
   void finish_collective(const std::shared_ptr<Instance>& inst) {
     if (inst->links != nullptr) {
@@ -788,7 +769,7 @@ private:
   void finish_chain(const std::shared_ptr<Chain>& chain) {
     if (chain->counted) {
       chain->counted = false;
-      release_network();
+      --net_users_;
     }
     if (chain->links != nullptr) {
       occupy(real_links_, *chain->links, -1);
@@ -839,27 +820,43 @@ private:
 
   // A collective on an idle network: every group's chain of phases, the slowest group
   // sets the time. Computed once per key.
+  // The phases of a collective, per group of two or more ranks (possibly empty), and the
+  // algorithm of the first group with transfers. They depend only on the key (groups, type,
+  // size, routing). Flow keeps them for the instances to come; analytical evaluates each
+  // key once and drops them (a 4,096-rank all-to-all plans 16.7 M transfers).
+  struct Planned {
+    std::string algorithm;  // "type:name"
+    std::vector<std::shared_ptr<const std::vector<Phase>>> groups;
+  };
+  Planned plan_phases(uint32_t comm, const workloads::CollectiveOp& coll) const {
+    Planned p;
+    for (const auto& group : program_.comms[comm].groups) {
+      if (group.size() < 2) continue;
+      const Algorithm& algo = selector_.select(group, coll, topo_);
+      auto phases = std::make_shared<const std::vector<Phase>>(algo.phases(group, coll, topo_));
+      if (!phases->empty() && p.algorithm.empty()) p.algorithm = std::string(workloads::to_string(coll.type)) + ":" + algo.name;
+      p.groups.push_back(std::move(phases));
+    }
+    return p;
+  }
+  const Planned& plan(const CollKey& key, const workloads::CollectiveOp& coll) {
+    auto [slot, fresh] = planned_.try_emplace(key);
+    if (fresh) slot->second = plan_phases(key.comm, coll);
+    return slot->second;
+  }
+
   const Evaluation& evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
     auto it = evaluations_.find(key);
     if (it != evaluations_.end()) return it->second;
     Evaluation ev;
     std::unordered_map<sg::Link*, size_t> owner;  // link -> first group that uses it
-    const auto planned = planned_.find(key);      // flow fidelity: phases already planned
+    Planned dropped;
+    const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
+    ev.algorithm = planned.algorithm;
     size_t gi = 0;
-    for (const auto& group : program_.comms[key.comm].groups) {
-      if (group.size() < 2) continue;
-      const Algorithm& algo = selector_.select(group, coll, topo_);
-      if (ev.algorithm.empty()) ev.algorithm = std::string(workloads::to_string(coll.type)) + ":" + algo.name;
-      std::vector<Phase> generated;
-      const std::vector<Phase>* phases = nullptr;
-      if (planned != planned_.end()) {
-        if (gi < planned->second.size()) phases = planned->second[gi].get();
-      } else {
-        generated = algo.phases(group, coll, topo_);
-        phases = &generated;
-      }
+    for (const auto& phases : planned.groups) {
       ++gi;
-      if (phases == nullptr || phases->empty()) continue;
+      if (phases->empty()) continue;
       double chain = 0;
       const size_t first = ev.link_bytes.size();
       for (const auto& ph : *phases) chain += phase_closed_form(ph, ev.link_bytes);
@@ -956,7 +953,7 @@ private:
   std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
   std::map<CollKey, double> memo_;
   std::unordered_map<const void*, uint32_t> matrix_ids_;
-  std::map<CollKey, std::vector<std::shared_ptr<const std::vector<Phase>>>> planned_;  // per group with transfers
+  std::map<CollKey, Planned> planned_;
   // Closed forms and link accounting.
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;

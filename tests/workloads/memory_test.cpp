@@ -125,11 +125,9 @@ config::ParallelPlan deepseek_plan() {
   return p;
 }
 
-TEST(MemoryModel, DeepSeekV3LayerWithItsMemorySavings) {
-  // The published recipe: recompute all RMSNorms and the MLA up-projections (§3.2.3),
-  // attention output cached once in E5M6 (12 bits) and the MoE SwiGLU input in FP8, its
-  // output recomputed (§3.3.3).
-  const auto m = find_model("deepseek-v3", "t");
+// deepseek_plan() with DeepSeek's activation savings: recompute of RMSNorm, MLA
+// up-projections and the SwiGLU output, E5M6 attention output and FP8 SwiGLU input caches.
+config::ParallelPlan deepseek_plan_with_savings() {
   auto p = deepseek_plan();
   p.set_recompute(config::ParallelPlan::SELECTIVE);
   p.add_recompute_modules(config::ParallelPlan::LAYERNORM);
@@ -137,6 +135,15 @@ TEST(MemoryModel, DeepSeekV3LayerWithItsMemorySavings) {
   p.add_recompute_modules(config::ParallelPlan::MOE_ACT);
   p.set_attn_out_cache_bits(12);
   p.set_moe_act_cache_bits(8);
+  return p;
+}
+
+TEST(MemoryModel, DeepSeekV3LayerWithItsMemorySavings) {
+  // The published recipe: recompute all RMSNorms and the MLA up-projections (§3.2.3),
+  // attention output cached once in E5M6 (12 bits) and the MoE SwiGLU input in FP8, its
+  // output recomputed (§3.3.3).
+  const auto m = find_model("deepseek-v3", "t");
+  const auto p = deepseek_plan_with_savings();
   ASSERT_NO_THROW(validate_plan(m, p, 2048, "t"));
   const auto r = resolve_plan(m, p, 2048);
   const double T = 4096;
@@ -253,15 +260,9 @@ TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800) {
   // its output recomputed (§3.3.3). One 4096-token sequence per micro-batch (tcsim's
   // default; the paper does not give it).
   const auto m = find_model("deepseek-v3", "t");
-  auto p = deepseek_plan();
+  auto p = deepseek_plan_with_savings();
   p.set_optimizer_bytes_per_param(8);
   p.set_grad_bytes_per_param(4);
-  p.set_recompute(config::ParallelPlan::SELECTIVE);
-  p.add_recompute_modules(config::ParallelPlan::LAYERNORM);
-  p.add_recompute_modules(config::ParallelPlan::MLA_UP_PROJ);
-  p.add_recompute_modules(config::ParallelPlan::MOE_ACT);
-  p.set_attn_out_cache_bits(12);
-  p.set_moe_act_cache_bits(8);
   ASSERT_NO_THROW(validate_plan(m, p, 2048, "t"));
   const auto mem = estimate_memory(m, p, 2048);
   EXPECT_LT(mem.total.value(), 80e9) << format_memory(mem);
@@ -280,21 +281,19 @@ TEST(MemoryModel, DeepSeekV3PublishedPlanFitsH800) {
   EXPECT_GT(estimate_memory(m, p, 2048).total.value(), 80e9);
 }
 
-}  // namespace
-}  // namespace tcsim::workloads
-
-namespace tcsim::workloads {
-
-// The deepseek-v3-pretrain workload preset is DeepSeek's published plan with its memory
-// savings: it must fit the H800's 80 GB (the catalog's 80e9 bytes), at the 68.8 GiB that
-// DeepSeekV3PublishedPlanFitsH800 derives, on 2,048 GPUs.
-TEST(MemoryModel, DeepSeekV3PretrainPresetFitsH800) {
+// The deepseek-v3-pretrain workload preset is exactly the plan the test above derives
+// (so `tcsim run --workload deepseek-v3-pretrain` simulates what fits at 68.8 GiB).
+TEST(MemoryModel, DeepSeekV3PretrainPresetIsThePublishedPlan) {
   const auto w = find_workload("deepseek-v3-pretrain", "test");
+  auto want = deepseek_plan_with_savings();
+  want.set_optimizer_bytes_per_param(8);
+  want.set_grad_bytes_per_param(4);
+  EXPECT_EQ(w.plan().SerializeAsString(), want.SerializeAsString()) << w.plan().DebugString();
   const auto m = workload_model(w, "test");
   const auto b = estimate_memory(m, w.plan(), 2048);
-  EXPECT_LT(b.total.value(), 80e9);
   EXPECT_NEAR(b.total.value() / 1073741824.0, 68.78, 0.01);
   EXPECT_NO_THROW(check_memory(m, w.plan(), 2048, core::Bytes(80e9), "test"));
 }
 
+}  // namespace
 }  // namespace tcsim::workloads

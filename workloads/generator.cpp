@@ -63,7 +63,8 @@ struct LaneInfo {
   std::vector<int> ranks;
 };
 
-enum Dim { kTp, kCp, kEp, kDp, kEdp, kDims };
+// kEmb: the first and the last pipeline stage, whose tied word embeddings sum gradients.
+enum Dim { kTp, kCp, kEp, kDp, kEdp, kEmb, kDims };
 
 class Generator {
 public:
@@ -82,7 +83,10 @@ public:
     mbsz_ = r_.micro_batch();
     mbs_ = micro_batches(r_);
     zero_ = r_.zero_stage();
+    after_backward_ = r_.grad_reduce() == config::ParallelPlan::AFTER_BACKWARD;
+    grad_bytes_ = r_.grad_bytes_per_param() > 0 ? r_.grad_bytes_per_param() : opt_.grad_bytes;
     sp_ = r_.sp() && tp_ > 1;
+    scatter_gather_ = tp_ > 1 && !sp_ && pp_ > 1 && !r_.pp_full_tensor_sends();
     skew_ = moe_ && ep_ > 1 && !routing_is_uniform(m_);
     vision_ = m_.has_vision() && m_.vision().layers() > 0;
     cross_ = vision_ && m_.vision().fusion() == config::VisionEncoder::CROSS_ATTENTION;
@@ -90,6 +94,14 @@ public:
     chunks_ = chunk_layers(m_, r_);
 
     sched_ = build_schedule(r_.schedule(), pp_, mbs_, v_, PassDurations{1, 1, 1});
+    for (int64_t s = 0; s < pp_; ++s)
+      for (int64_t c = 0; c < sched_.chunks_per_stage; ++c) {
+        if (sched_.position(s, c) == 0) first_stage_ = s;
+        if (sched_.position(s, c) == sched_.positions - 1) last_stage_ = s;
+      }
+    // Megatron keeps a copy of tied word embeddings on the last stage for the output head
+    // when it is not the first (DualPipe's first rank holds both ends).
+    tied_copy_ = m_.tied_embeddings() && first_stage_ != last_stage_;
     timing_ = simulate_schedule(sched_, [](int64_t, const PipeStep& s) { return s.pass == Pass::BW ? 2.0 : 1.0; });
     images_ = sample_images(m_, mbs_, mbsz_, w_.seed());
     if (skew_) {
@@ -155,8 +167,8 @@ private:
   }
 
   void make_comms() {
-    static const char* names[kDims] = {"tp", "cp", "ep", "dp", "expert_dp"};
-    const int64_t sizes[kDims] = {tp_, cp_, ep_, dp_ * cp_, dp_ / ep_ * cp_};
+    static const char* names[kDims] = {"tp", "cp", "ep", "dp", "expert_dp", "embedding"};
+    const int64_t sizes[kDims] = {tp_, cp_, ep_, dp_ * cp_, dp_ / ep_ * cp_, tied_copy_ ? 2 : 1};
     std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::vector<int>> groups;
     for (int r = 0; r < gpus_; ++r) {
       RankCoord c = layout_->coord(r);
@@ -165,6 +177,7 @@ private:
       groups[{kEp, c.tp, c.cp, c.edp, c.pp}].push_back(r);
       groups[{kDp, c.tp, c.pp, 0, 0}].push_back(r);
       groups[{kEdp, c.tp, c.pp, c.ep, 0}].push_back(r);
+      if (c.pp == first_stage_ || c.pp == last_stage_) groups[{kEmb, c.tp, c.cp, c.dp, 0}].push_back(r);
     }
     // One communicator per (dimension, set of lanes its groups touch).
     std::map<std::pair<int, std::vector<uint32_t>>, uint32_t> index;
@@ -248,7 +261,8 @@ private:
   }
   // Output head, MTP modules and the final norm (replicated) of one rank of the last position.
   double head_params_per_rank() const {
-    return (params_.lm_head + params_.mtp) / d(tp_) + d(m_.hidden()) * (m_.linear_bias() ? 2.0 : 1.0);
+    const double lm_head = tied_copy_ ? d(m_.vocab()) * d(m_.hidden()) : params_.lm_head;
+    return (lm_head + params_.mtp) / d(tp_) + d(m_.hidden()) * (m_.linear_bias() ? 2.0 : 1.0);
   }
   // All routed experts of layer l on this EP rank (split by tp at the call sites).
   double expert_layer_params(int64_t l) const {
@@ -545,7 +559,7 @@ private:
   // Gradient reduction of layer l once its weight gradients are final (every micro-batch
   // with ZeRO-3).
   void grad_sync(Seg& s, uint32_t lane, int64_t l, bool last_mb_of_chunk) {
-    if (!(last_mb_of_chunk || zero_ == 3)) return;
+    if (!(last_mb_of_chunk || zero_ == 3) || after_backward_) return;
     const std::string L = "L" + std::to_string(l) + " ";
     const bool rs = zero_ >= 1;
     const CollectiveType t = rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce;
@@ -553,9 +567,9 @@ private:
     const std::string what = rs ? "grad reduce-scatter" : "grad all-reduce";
     const uint32_t after = s.last;
     auto deps = [&] { return after == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{after}; };
-    if (has(kDp, lane)) s.grads.push_back(s.add(coll_op(L + what, t, kDp, lane, dense_layer_params_per_rank(l) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
+    if (has(kDp, lane)) s.grads.push_back(s.add(coll_op(L + what, t, kDp, lane, dense_layer_params_per_rank(l) * grad_bytes_, Stream::DpComm, cat), deps()));
     if (expert_layer_params(l) > 0 && has(kEdp, lane)) {
-      s.grads.push_back(s.add(coll_op(L + "expert " + what, t, kEdp, lane, expert_layer_params(l) / d(tp_) * opt_.grad_bytes, Stream::DpComm, cat), deps()));
+      s.grads.push_back(s.add(coll_op(L + "expert " + what, t, kEdp, lane, expert_layer_params(l) / d(tp_) * grad_bytes_, Stream::DpComm, cat), deps()));
     }
   }
 
@@ -658,11 +672,11 @@ private:
 
   // params: what one rank holds (already split by tp).
   void embedding_grads(Seg& s, uint32_t lane, double params, const std::string& what, bool last_mb) {
-    if (!last_mb || params <= 0 || !has(kDp, lane)) return;
+    if (!last_mb || params <= 0 || !has(kDp, lane) || after_backward_) return;
     const bool rs = zero_ >= 1;
     s.grads.push_back(s.add(coll_op(what + (rs ? " grad reduce-scatter" : " grad all-reduce"),
                                    rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce, kDp, lane,
-                                   params * opt_.grad_bytes, Stream::DpComm,
+                                   params * grad_bytes_, Stream::DpComm,
                                    rs ? CommCategory::DpReduceScatter : CommCategory::DpAllReduce),
                            s.last == kNone ? std::vector<uint32_t>{} : std::vector<uint32_t>{s.last}));
   }
@@ -682,10 +696,16 @@ private:
   uint32_t tag(int64_t mb, bool grad, int64_t from_pos) const {
     return static_cast<uint32_t>((mb * 2 + (grad ? 1 : 0)) * sched_.positions + from_pos);
   }
-  double p2p_bytes(int64_t mb) const {
+  // Activation (or its gradient) crossing a stage boundary, whole, per rank.
+  double boundary_bytes(int64_t mb) const {
     const MbShape sh = shape(mb);
-    double b = (sh.tokens + sh.img_tokens) * d(m_.hidden()) * 2;
-    return sp_ ? b / d(tp_) : b;
+    return (sh.tokens + sh.img_tokens) * d(m_.hidden()) * 2;
+  }
+  // What each TP rank sends: its 1/tp slice with sequence parallelism, or with Megatron's
+  // scatter/gather (arXiv 2104.04473 sec 4.1: each TP rank sends 1/t over the fabric and the
+  // receiver all-gathers it over NVLink); the whole tensor with plan.pp_full_tensor_sends.
+  double p2p_bytes(int64_t mb) const {
+    return sp_ || scatter_gather_ ? boundary_bytes(mb) / d(tp_) : boundary_bytes(mb);
   }
 
   // ------------------------------------------------------------------ one lane
@@ -726,6 +746,7 @@ private:
       double bytes;
       size_t producer;  // send: the step whose output it carries
       std::string name;
+      double gather = 0;  // receive with scatter/gather: the whole tensor, all-gathered over TP
     };
     std::vector<P2P> p2ps;
     std::vector<Ev> evs;
@@ -743,7 +764,8 @@ private:
       if (x.pass == Pass::F) {
         if (pos > 0) {
           const ChunkPlace from = sched_.place(dir, pos - 1);
-          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, false, pos - 1), 0, i, "recv act"});
+          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, false, pos - 1), 0, i, "recv act",
+                          scatter_gather_ ? boundary_bytes(x.mb) : 0});
           evs.push_back({fend[static_cast<size_t>(x.mb * P + pos - 1)], 0, p2ps.back().tag, p2ps.size() - 1});
           recvs_of_step[i].push_back(p2ps.size() - 1);
         }
@@ -755,7 +777,8 @@ private:
       } else if (x.pass == Pass::B || x.pass == Pass::BW) {
         if (pos < P - 1) {
           const ChunkPlace from = sched_.place(dir, pos + 1);
-          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, true, pos + 1), 0, i, "recv grad"});
+          p2ps.push_back({false, peer(lane, from.stage), tag(x.mb, true, pos + 1), 0, i, "recv grad",
+                          scatter_gather_ ? boundary_bytes(x.mb) : 0});
           evs.push_back({bend[static_cast<size_t>(x.mb * P + pos + 1)], 0, p2ps.back().tag, p2ps.size() - 1});
           recvs_of_step[i].push_back(p2ps.size() - 1);
         }
@@ -784,6 +807,14 @@ private:
         Op op = p2p_op(q.send ? OpKind::Send : OpKind::Recv, q.peer, q.bytes, q.tag, q.name);
         op.deps = std::move(deps);
         ops.push_back(std::move(op));
+        if (q.gather > 0) {
+          // On the pipeline stream, in order with the receive: it must not hold back the TP
+          // collectives of compute that does not need it.
+          Op g = coll_op(q.name + " tp all-gather", CollectiveType::AllGather, kTp, lane, q.gather, Stream::PpComm,
+                         CommCategory::TpAllGather);
+          g.deps = {static_cast<uint32_t>(ops.size() - 1)};
+          ops.push_back(std::move(g));
+        }
         p2p_at[ev.step] = static_cast<uint32_t>(ops.size() - 1);
         continue;
       }
@@ -829,6 +860,33 @@ private:
       }
       if (pos == 0) local += (params_.embedding + (vision_ ? params_.vision : 0)) / d(tp_);
       if (pos == P - 1) local += head_params_per_rank();
+    }
+    if (after_backward_) {
+      // The whole gradient buffer in one reduction once the backward is done.
+      const uint32_t after = ops.empty() ? kNone : static_cast<uint32_t>(ops.size() - 1);
+      const bool rs = zero_ >= 1;
+      const CollectiveType t = rs ? CollectiveType::ReduceScatter : CollectiveType::AllReduce;
+      const CommCategory cat = rs ? CommCategory::DpReduceScatter : CommCategory::DpAllReduce;
+      const std::string what = rs ? "grad reduce-scatter" : "grad all-reduce";
+      auto reduce = [&](Dim dim, double params, const std::string& name) {
+        if (params <= 0 || !has(dim, lane)) return;
+        Op op = coll_op(name, t, dim, lane, params * grad_bytes_, Stream::DpComm, cat);
+        if (after != kNone) op.deps = {after};
+        ops.push_back(std::move(op));
+        deps.push_back(static_cast<uint32_t>(ops.size() - 1));
+      };
+      reduce(kDp, local, what);
+      reduce(kEdp, local_experts, "expert " + what);
+    }
+    if (has(kEmb, lane)) {
+      // Tied word embeddings: the first stage's table and the last stage's copy sum their
+      // (data-parallel reduced) gradients, after the backward and before the optimizer
+      // (Megatron-LM train_step / finalize_model_grads: backward-embedding-all-reduce).
+      Op op = coll_op("embedding grad all-reduce", CollectiveType::AllReduce, kEmb, lane,
+                      d(m_.vocab()) * d(m_.hidden()) / d(tp_) * grad_bytes_, Stream::DpComm, CommCategory::EmbAllReduce);
+      op.deps = deps;
+      ops.push_back(std::move(op));
+      deps.push_back(static_cast<uint32_t>(ops.size() - 1));
     }
     if (zero_ >= 1) {
       local /= d(dp_ * cp_);
@@ -943,6 +1001,11 @@ private:
   config::ParallelPlan r_;
   int64_t tp_ = 1, cp_ = 1, pp_ = 1, dp_ = 1, ep_ = 1, v_ = 1, seq_ = 0, mbsz_ = 1, mbs_ = 1, zero_ = 0;
   bool moe_ = false, sp_ = false, skew_ = false, vision_ = false, cross_ = false;
+  bool after_backward_ = false;  // plan.grad_reduce = after_backward
+  bool scatter_gather_ = false;  // pipeline sends split over TP and all-gathered on receipt
+  bool tied_copy_ = false;       // the last stage holds a copy of the tied word embeddings
+  int64_t first_stage_ = 0, last_stage_ = 0;  // stages of the first and the last layer chunk
+  double grad_bytes_ = 4;        // bytes per gradient element in the data-parallel reduction
   Precision prec_ = Precision::BF16;
   ParamCounts params_;
   std::vector<LayerRange> chunks_;

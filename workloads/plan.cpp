@@ -240,6 +240,10 @@ std::vector<PlanProblem> check_plan(const config::ModelSpec& m, const config::Pa
   if (r.zero_stage() < 0 || r.zero_stage() > 3) {
     add("plan.zero_stage", str(r.zero_stage()) + " is not a ZeRO stage; valid: 0, 1, 2, 3 (3 = FSDP)");
   }
+  if (r.grad_reduce() == config::ParallelPlan::AFTER_BACKWARD && r.zero_stage() == 3) {
+    add("plan.grad_reduce", "after_backward cannot apply to ZeRO-3, which reduce-scatters every micro-batch's gradients; "
+                            "valid: overlapped, or plan.zero_stage 0, 1 or 2");
+  }
   if (r.precision() != "bf16" && r.precision() != "fp8" && r.precision() != "fp16") {
     add("plan.precision", "unknown precision '" + plan.precision() + "'; valid: bf16, fp8, fp16");
   }

@@ -21,6 +21,7 @@ const char* to_string(CommCategory c) {
     case CommCategory::DpAllGather: return "dp_all_gather";
     case CommCategory::CpExchange: return "cp_exchange";
     case CommCategory::Other: return "other";
+    case CommCategory::EmbAllReduce: return "embedding_all_reduce";
   }
   return "other";
 }

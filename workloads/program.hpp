@@ -42,9 +42,10 @@ enum class ComputeClass : uint8_t {
 /// Communication category for breakdowns ("where the time went").
 enum class CommCategory : uint8_t {
   TpAllReduce, TpAllGather, TpReduceScatter, EpAllToAll, PpP2P, DpAllReduce, DpReduceScatter,
-  DpAllGather, CpExchange, Other
+  DpAllGather, CpExchange, Other,
+  EmbAllReduce,  ///< tied word-embedding gradients between the first and last pipeline stage
 };
-inline constexpr int kCommCategoryCount = 10;
+inline constexpr int kCommCategoryCount = 11;
 /// Stable snake_case name used in JSON ("ep_all_to_all", "dp_all_reduce", ...).
 const char* to_string(CommCategory c);
 const char* to_string(CollectiveType t);

@@ -116,6 +116,12 @@ TEST(CliBadInput, UnknownFidelity) {
   expect_error(run("bench scale --only S5-ar-8 --fidelity exact"), "--fidelity");
 }
 
+TEST(CliBadInput, GradReduceValueOrCombination) {
+  const std::string base = "run --platform " + platform("H800") + " --workload megatron-1.7b ";
+  expect_error(run(base + "--set plan.grad_reduce=sometimes"), "valid: overlapped, after_backward");
+  expect_error(run(base + "--set plan.grad_reduce=after_backward --set plan.zero_stage=3"), "plan.zero_stage 0, 1 or 2");
+}
+
 TEST(CliRun, NoProgressLineWhenStderrIsNotATerminal) {
   // Progress goes to a terminal only; scripts and sweeps capturing stderr see none.
   auto r = run("run --platform " + platform("H800") + " --workload moe-demo");

@@ -395,3 +395,180 @@ TEST(Generator, DualPipePairHidesEachAllToAllUnderTheOtherPassCompute) {
 }
 
 }  // namespace tcsim::workloads
+
+namespace tcsim::workloads {
+namespace {
+
+config::Workload megatron_1p7b(int64_t tp, int64_t pp, int64_t dp) {
+  // megatron-1.7b: 24 layers, hidden 2304, vocabulary 51,200, tied embeddings, biases.
+  config::Workload w;
+  w.set_name("megatron");
+  w.set_model_preset("megatron-1.7b");
+  auto* p = w.mutable_plan();
+  p->set_tp(tp);
+  p->set_pp(pp);
+  p->set_dp(dp);
+  p->set_micro_batch(1);
+  p->set_num_micro_batches(4);
+  p->set_grad_bytes_per_param(2);
+  return w;
+}
+
+std::vector<const Op*> ops_named(const Program& p, size_t lane, const std::string& label) {
+  std::vector<const Op*> out;
+  for (const auto& op : p.lanes[lane].ops)
+    if (p.labels[op.label] == label) out.push_back(&op);
+  return out;
+}
+
+size_t last_compute(const Program& p, size_t lane) {
+  size_t last = 0;
+  for (size_t i = 0; i < p.lanes[lane].ops.size(); ++i)
+    if (p.lanes[lane].ops[i].kind == OpKind::Compute && p.labels[p.lanes[lane].ops[i].label] != "optimizer step") last = i;
+  return last;
+}
+
+}  // namespace
+
+// Megatron-LM's --DDP-impl local of 2021 (training.py train_step): one all-reduce of the whole
+// FP16 gradient buffer after the last backward. megatron-1.7b holds, per rank at TP 1:
+// 24 layers x (12 h^2 + 13 h) + embedding (51,200 + 2,048) x h + final norm 2h, h = 2304:
+// 24 x 63,731,904 + 122,683,392 + 4,608 = 1,652,253,696 parameters, 2 bytes each.
+TEST(Generator, GradReduceAfterBackwardIsOneAllReduceOfTheWholeBufferAfterTheBackward) {
+  auto w = megatron_1p7b(1, 1, 2);
+  Program overlapped = generate(w, 2);
+  w.mutable_plan()->set_grad_reduce(config::ParallelPlan::AFTER_BACKWARD);
+  Program after = generate(w, 2);
+  ASSERT_EQ(after.lanes.size(), 1u);
+  // Overlapped: one all-reduce per layer plus the embedding's, as before.
+  EXPECT_EQ(count_by_category(overlapped, 0)[CommCategory::DpAllReduce], 24 + 2);
+  EXPECT_EQ(count_by_category(after, 0)[CommCategory::DpAllReduce], 1);
+  auto ar = ops_named(after, 0, "grad all-reduce");
+  ASSERT_EQ(ar.size(), 1u);
+  const double h = 2304, params = 24 * (12 * h * h + 13 * h) + (51200 + 2048) * h + 2 * h;
+  EXPECT_DOUBLE_EQ(ar[0]->coll.bytes, params * 2);
+  // The same bytes as the overlapped buckets together.
+  double bucket_bytes = 0;
+  for (const auto& op : overlapped.lanes[0].ops)
+    if (op.category == CommCategory::DpAllReduce) bucket_bytes += op.coll.bytes;
+  EXPECT_NEAR(bucket_bytes, params * 2, 1e-9 * params);
+  // It waits for the last backward compute, and the optimizer waits for it.
+  ASSERT_EQ(ar[0]->deps.size(), 1u);
+  EXPECT_EQ(ar[0]->deps[0], last_compute(after, 0));
+  const auto& ops = after.lanes[0].ops;
+  const uint32_t ar_index = static_cast<uint32_t>(ar[0] - ops.data());
+  auto opt = ops_named(after, 0, "optimizer step");
+  ASSERT_EQ(opt.size(), 1u);
+  EXPECT_NE(std::find(opt[0]->deps.begin(), opt[0]->deps.end(), ar_index), opt[0]->deps.end());
+
+  // ZeRO-3 reduce-scatters every micro-batch: after_backward is refused.
+  w.mutable_plan()->set_zero_stage(3);
+  try {
+    generate(w, 2);
+    FAIL() << "after_backward with ZeRO-3 accepted";
+  } catch (const core::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("plan.grad_reduce"), std::string::npos) << e.what();
+  }
+}
+
+// Tied word embeddings with PP > 1: the last stage keeps a copy for the output head; after the
+// backward, stage 0's table and the copy sum their gradients (Megatron's
+// backward-embedding-all-reduce): 51,200 x 2304 / TP parameters, 2 bytes each, over a
+// communicator of {first stage, last stage} pairs. The copy's gradient is also data-parallel
+// reduced with the last stage's others.
+TEST(Generator, TiedEmbeddingsAllReduceBetweenFirstAndLastStage) {
+  auto w = megatron_1p7b(2, 4, 1);
+  Program p = generate(w, 8);
+  ASSERT_EQ(p.lanes.size(), 4u);
+  for (size_t lane = 0; lane < 4; ++lane) {
+    auto emb = ops_named(p, lane, "embedding grad all-reduce");
+    if (lane == 1 || lane == 2) {
+      EXPECT_TRUE(emb.empty()) << lane;
+      continue;
+    }
+    ASSERT_EQ(emb.size(), 1u) << lane;
+    EXPECT_EQ(emb[0]->category, CommCategory::EmbAllReduce);
+    EXPECT_DOUBLE_EQ(emb[0]->coll.bytes, 51200.0 * 2304 / 2 * 2);
+    const Communicator& c = p.comms[emb[0]->coll.comm];
+    EXPECT_EQ(c.name.rfind("embedding", 0), 0u) << c.name;
+    ASSERT_EQ(c.groups.size(), 2u);  // one per TP rank
+    for (const auto& g : c.groups) {
+      ASSERT_EQ(g.size(), 2u);
+      EXPECT_NE(std::find(p.lanes[0].ranks.begin(), p.lanes[0].ranks.end(), g[0]), p.lanes[0].ranks.end());
+      EXPECT_NE(std::find(p.lanes[3].ranks.begin(), p.lanes[3].ranks.end(), g[1]), p.lanes[3].ranks.end());
+    }
+  }
+  // Untied (llama3-8b) or one stage: none.
+  auto untied = workload("llama3-8b", 2, 4, 1, "1f1b", 4);
+  for (const auto& l : generate(untied, 8).lanes)
+    for (const auto& op : l.ops) EXPECT_NE(op.category, CommCategory::EmbAllReduce);
+  Program one = generate(megatron_1p7b(2, 1, 1), 2);
+  for (const auto& op : one.lanes[0].ops) EXPECT_NE(op.category, CommCategory::EmbAllReduce);
+}
+
+// Megatron's scatter/gather (arXiv 2104.04473 sec 4.1): with TP 2 and no sequence parallelism
+// each TP rank sends half of the micro-batch's activation (2048 x 2304 x 2 bytes) and the
+// receiver all-gathers the whole tensor over TP; plan.pp_full_tensor_sends sends it whole.
+TEST(Generator, PipelineSendsScatterOverTpAndGatherOnReceipt) {
+  const double whole = 2048.0 * 2304 * 2;
+  auto w = megatron_1p7b(2, 2, 1);
+  Program p = generate(w, 4);
+  int sends = 0, gathers = 0;
+  for (size_t lane = 0; lane < 2; ++lane) {
+    const auto& ops = p.lanes[lane].ops;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].kind == OpKind::Send) {
+        ++sends;
+        EXPECT_DOUBLE_EQ(ops[i].p2p.bytes, whole / 2);
+      }
+      if (ops[i].kind == OpKind::Recv) {
+        ASSERT_LT(i + 1, ops.size());
+        const Op& g = ops[i + 1];
+        EXPECT_EQ(g.coll.type, CollectiveType::AllGather);
+        EXPECT_EQ(g.category, CommCategory::TpAllGather);
+        EXPECT_DOUBLE_EQ(g.coll.bytes, whole);
+        ASSERT_EQ(g.deps.size(), 1u);
+        EXPECT_EQ(g.deps[0], i);
+        ++gathers;
+      }
+    }
+  }
+  EXPECT_EQ(sends, 8);  // 4 activations forward, 4 gradients back
+  EXPECT_EQ(gathers, 8);
+  w.mutable_plan()->set_pp_full_tensor_sends(true);
+  Program full = generate(w, 4);
+  for (const auto& l : full.lanes)
+    for (const auto& op : l.ops) {
+      if (op.kind == OpKind::Send) EXPECT_DOUBLE_EQ(op.p2p.bytes, whole);
+      EXPECT_NE(op.category, CommCategory::TpAllGather);
+    }
+}
+
+// The exposed all-reduce costs what it costs: on 2 nodes of 8 H800 (DP 16), after_backward's
+// all-reduce is exposed for its whole in-flight time and the step grows by that exposure.
+TEST(Generator, GradReduceAfterBackwardExposesTheAllReduce) {
+  auto xml = simtest::make_platform("H800", 2);
+  sim::RunRequest a;
+  a.platform = xml;
+  a.workload = "megatron-1.7b";
+  a.sets = {"plan.tp=1", "plan.pp=1", "plan.micro_batch=1", "plan.num_micro_batches=2", "plan.grad_bytes_per_param=2"};
+  sim::RunRequest b = a;
+  b.sets.push_back("plan.grad_reduce=after_backward");
+  auto ra = sim::simulate_in_child(a), rb = sim::simulate_in_child(b);
+  ASSERT_GT(ra.step_time_s, 0);
+  EXPECT_GT(rb.step_time_s, ra.step_time_s);
+  auto dp = [](const sim::RunResult& r, const std::map<std::string, double>& m) {
+    auto it = m.find("dp_all_reduce");
+    return it == m.end() ? 0.0 : it->second;
+  };
+  const double exposed_b = dp(rb, rb.breakdown.exposed_comm_s), exposed_a = dp(ra, ra.breakdown.exposed_comm_s);
+  EXPECT_GT(exposed_b, 0.99 * dp(rb, rb.breakdown.comm_s)) << "after the backward nothing hides it";
+  // The step grows by the newly exposed time, less what the overlapped buckets cost the
+  // compute they ran beside (their kernels hold 20 of the H800's 132 SMs: 15% of their
+  // in-flight time, bounded here by 20%).
+  const double grew = rb.step_time_s - ra.step_time_s;
+  EXPECT_LE(grew, exposed_b - exposed_a + 1e-9);
+  EXPECT_GE(grew, exposed_b - exposed_a - 0.2 * dp(ra, ra.breakdown.comm_s));
+}
+
+}  // namespace tcsim::workloads

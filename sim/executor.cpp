@@ -592,17 +592,20 @@ private:
     const uint32_t src = is_send ? lane : op.p2p.peer_lane;
     const uint32_t dst = is_send ? op.p2p.peer_lane : lane;
     auto& q = p2p_[std::make_tuple(src, dst, op.p2p.tag)];
-    trace_.ops[lane][i].start = now();
     if (!is_send) {
       if (q.unmatched.empty()) {
+        // Its data starts moving when the send is issued (attach_recv): waiting for the
+        // producer until then is pipeline bubble, not communication in flight.
         q.recvs.emplace_back(lane, i);
         return;
       }
+      trace_.ops[lane][i].start = now();
       auto msg = q.unmatched.front();
       q.unmatched.pop_front();
       attach_recv(*msg, lane, i);
       return;
     }
+    trace_.ops[lane][i].start = now();
     auto msg = std::make_shared<P2PMsg>();
     msg->send = {lane, i};
     lanes_[lane].active_comm++;
@@ -655,6 +658,7 @@ private:
   }
 
   void attach_recv(P2PMsg& msg, uint32_t lane, uint32_t i) {
+    if (trace_.ops[lane][i].start < 0) trace_.ops[lane][i].start = now();
     msg.recv = {lane, i};
     msg.has_recv = true;
     if (msg.arrived) {

@@ -73,6 +73,35 @@ inline std::string make_platform(const std::string& gpu, int nodes, const std::v
   return path.string();
 }
 
+/// Two lanes (ranks 0 and 1): lane 0 computes `flops` ("fwd") then sends `bytes` to lane 1,
+/// which posts the matching receive first thing.
+inline workloads::Program send_recv_program(double flops, double bytes) {
+  workloads::Program p;
+  p.world_size = 2;
+  p.lanes.resize(2);
+  p.lanes[0].ranks = {0};
+  p.lanes[1].ranks = {1};
+  workloads::Op c;
+  c.kind = workloads::OpKind::Compute;
+  c.compute.flops = flops;
+  c.label = p.label("fwd");
+  workloads::Op s;
+  s.kind = workloads::OpKind::Send;
+  s.stream = workloads::Stream::PpComm;
+  s.category = workloads::CommCategory::PpP2P;
+  s.p2p = {1, bytes, 0};
+  s.deps = {0};
+  s.label = p.label("send act");
+  workloads::Op rv = s;
+  rv.kind = workloads::OpKind::Recv;
+  rv.p2p.peer_lane = 0;
+  rv.deps = {};
+  rv.label = p.label("recv act");
+  p.lanes[0].ops = {c, s};
+  p.lanes[1].ops = {rv};
+  return p;
+}
+
 /// Loads a platform in the current (child) process and runs program on it.
 inline sim::ExecutionTrace run_program(const std::string& platform_path, const workloads::Program& program,
                                        const std::vector<std::string>& sets = {}, sim::ExecutorOptions opts = {}) {

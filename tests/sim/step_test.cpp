@@ -124,31 +124,10 @@ TEST(ChakraReplay, SendRecvRingReplaysWithEagerSends) {
 // NVLink. Lane 1's time before the send is bubble; its receive is in flight only while the
 // bytes move (tens of microseconds), in both fidelities.
 TEST(Step, ReceiveWaitingForItsProducerIsBubbleNotCommunication) {
-  workloads::Program p;
-  p.world_size = 2;
-  p.lanes.resize(2);
-  p.lanes[0].ranks = {0};
-  p.lanes[1].ranks = {1};
-  workloads::Op c;
-  c.kind = workloads::OpKind::Compute;
-  c.compute.flops = 1e12;
-  c.label = p.label("fwd");
-  workloads::Op s;
-  s.kind = workloads::OpKind::Send;
-  s.stream = workloads::Stream::PpComm;
-  s.category = workloads::CommCategory::PpP2P;
-  s.p2p = {1, 8e6, 0};
-  s.deps = {0};
-  s.label = p.label("send act");
-  workloads::Op rv = s;
-  rv.kind = workloads::OpKind::Recv;
-  rv.p2p.peer_lane = 0;
-  rv.deps = {};
-  rv.label = p.label("recv act");
-  workloads::Op after = c;
+  workloads::Program p = simtest::send_recv_program(1e12, 8e6);
+  workloads::Op after = p.lanes[0].ops[0];  // lane 1 computes on what it received
   after.deps = {0};
-  p.lanes[0].ops = {c, s};
-  p.lanes[1].ops = {rv, after};
+  p.lanes[1].ops.push_back(after);
   auto xml = simtest::make_platform("H100", 1);
   for (auto fidelity : {sim::Fidelity::Flow, sim::Fidelity::Analytical}) {
     auto v = simtest::in_child([&] {

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "sim/simulate.hpp"
 #include "sim/timeline.hpp"
+#include "tests/sim/sim_test_util.hpp"
 
 using namespace tcsim;
 
@@ -44,28 +45,8 @@ TEST(Timeline, MoeDemoTraceHasTracksAndOneEventPerOp) {
 }
 
 TEST(Timeline, PipelineSendsBecomeFlowArrows) {
-  // A two-lane program: lane 0 computes then sends, lane 1 receives then computes.
-  workloads::Program p;
-  p.world_size = 2;
-  p.lanes.resize(2);
-  p.lanes[0].ranks = {0};
-  p.lanes[1].ranks = {1};
-  workloads::Op c;
-  c.kind = workloads::OpKind::Compute;
-  c.label = p.label("fwd");
-  workloads::Op s;
-  s.kind = workloads::OpKind::Send;
-  s.stream = workloads::Stream::PpComm;
-  s.p2p = {1, 1e6, 0};
-  s.deps = {0};
-  s.label = p.label("send act");
-  workloads::Op rv = s;
-  rv.kind = workloads::OpKind::Recv;
-  rv.p2p.peer_lane = 0;
-  rv.deps = {};
-  rv.label = p.label("recv act");
-  p.lanes[0].ops = {c, s};
-  p.lanes[1].ops = {rv};
+  // A two-lane program: lane 0 computes then sends, lane 1 receives.
+  workloads::Program p = simtest::send_recv_program(0, 1e6);
   sim::ExecutionTrace t;
   t.step_time = 3e-3;
   t.ops = {{{0, 0, 1e-3}, {1e-3, 1e-3, 2e-3}}, {{0, 0, 2e-3}}};

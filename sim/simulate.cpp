@@ -1,4 +1,5 @@
 #include "sim/simulate.hpp"
+#include "sim/session.hpp"
 
 #include "sim/child_process.hpp"
 
@@ -6,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <map>
+#include <memory>
 #include <optional>
 #include <cstdio>
 #include <cstring>
@@ -90,35 +92,26 @@ void print_progress(const Progress& p) {
 
 }  // namespace
 
-RunResult simulate(const RunRequest& req) {
-  core::Overrides overrides;
+Session::Session(const RunRequest& req) {
   for (const auto& s : req.sets) overrides.add(s, "--set");
-
   // The workload is resolved before SimGrid starts so that bad input fails fast.
   if (req.workload.empty() && req.chakra.empty()) throw InputError("tcsim run", "give --workload NAME|FILE or --chakra DIR/prefix");
   if (!req.chakra.empty() && !req.workload.empty()) throw InputError("--chakra", "give either --workload or --chakra, not both");
-  const bool replay = !req.chakra.empty();
-  workloads::config::Workload workload;
-  workloads::Program program;
+  replay = !req.chakra.empty();
   if (replay) {
     program = workloads::read_chakra(req.chakra);
   } else {
     workload = workloads::find_workload(req.workload, "--workload");
     workloads::apply_workload_overrides(workload, overrides);
   }
-  workloads::GeneratorOptions gen;
-  ExecutorOptions exec_opts;
   if (auto v = overrides.take("sim.fold")) gen.fold = parse_bool(*v, overrides.where("sim.fold"));
-  if (auto v = overrides.take("sim.sm_contention")) exec_opts.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
-  if (auto v = overrides.take("sim.fidelity")) exec_opts.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
-  if (auto v = overrides.take("sim.memoize")) exec_opts.memoize = parse_bool(*v, overrides.where("sim.memoize"));
-  bool memory_check = true;
+  if (auto v = overrides.take("sim.sm_contention")) exec.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
+  if (auto v = overrides.take("sim.fidelity")) exec.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
+  if (auto v = overrides.take("sim.memoize")) exec.memoize = parse_bool(*v, overrides.where("sim.memoize"));
   if (auto v = overrides.take("sim.memory_check")) memory_check = parse_bool(*v, overrides.where("sim.memory_check"));
-  if (req.progress) exec_opts.progress = print_progress;
-  AlgorithmSelector selector;
+  if (req.progress) exec.progress = print_progress;
   selector.configure(overrides);
-  const PowerModel power = PowerModel::from_overrides(overrides);
-  std::optional<double> tokens;
+  power = PowerModel::from_overrides(overrides);
   if (!req.tokens.empty()) tokens = parse_tokens(req.tokens, "--tokens");
   check_trace_path(req.trace);
 
@@ -126,27 +119,43 @@ RunResult simulate(const RunRequest& req) {
   char arg0[] = "tcsim";
   char arg1[] = "--log=root.thres:warning";
   char* argv[] = {arg0, arg1, nullptr};
-  sg::Engine engine(&argc, argv);
-  configure_engine(engine);
+  engine = std::make_unique<sg::Engine>(&argc, argv);
+  configure_engine(*engine);
   core::set_sim_clock([] { return sg::Engine::get_clock(); });
   if (req.platform.empty() == req.gpu.empty()) {
     throw InputError("tcsim run", "give either --platform FILE.xml or --gpu NAME --nodes N [--fabric F]");
   }
-  Platform platform = [&] {
-    if (!req.platform.empty()) return Platform::load(engine, req.platform, overrides);
+  if (!req.platform.empty()) {
+    platform.emplace(Platform::load(*engine, req.platform, overrides));
+  } else {
     topology::GpuSpec spec = topology::find_gpu(req.gpu, "--gpu");
     topology::apply_gpu_overrides(spec, overrides);
     auto cluster = topology::build_cluster(spec, req.nodes, req.gpus_per_node, req.fabric, overrides);
-    return Platform::build(engine, cluster, overrides);
-  }();
+    platform.emplace(Platform::build(*engine, cluster, overrides));
+  }
 
   std::vector<std::string> known = topology::gpu_keys();
   for (const auto& k : workloads::workload_override_keys()) known.push_back(k);
   for (const auto& k : sim_keys()) known.push_back(k);
   for (const auto& o : topology::fabric_options()) known.push_back(o.key);
   overrides.check_all_taken(known);
+}
 
-  if (!replay && memory_check) {
+Session::~Session() = default;
+
+ExecutionTrace Session::execute_program(const workloads::Program& p, const ExecutorOptions& o) const {
+  AlgorithmSelector sel = selector;
+  if (p.moe_top_k > 0) sel.set_default_moe({p.moe_top_k, p.moe_max_nodes});
+  CostModel cost(platform->spec(), platform->calibration());
+  return execute(*platform, p, cost, sel, o);
+}
+
+RunResult simulate(const RunRequest& req) {
+  Session session(req);
+  const bool replay = session.replay;
+  const auto& workload = session.workload;
+  const Platform& platform = *session.platform;
+  if (!replay && session.memory_check) {
     // A plan that does not fit the GPU's HBM is rejected with its breakdown (issue 4), as
     // `tcsim plan check --gpu` does; sim.memory_check=false simulates it anyway.
     try {
@@ -156,12 +165,10 @@ RunResult simulate(const RunRequest& req) {
       throw InputError(e.where(), e.problem() + "; or --set sim.memory_check=false to simulate it anyway");
     }
   }
-  if (!replay) program = workloads::generate(workload, platform.size(), gen);
-  // MoE all-to-alls are routed with the model's top-k and node limit (DeepEP-style
-  // deduplication; sim.moe.* overrides win).
-  if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});
+  workloads::Program program = replay ? std::move(session.program) : workloads::generate(workload, platform.size(), session.gen);
+  const ExecutorOptions& exec_opts = session.exec;
+  ExecutionTrace trace = session.execute_program(program, exec_opts);
   CostModel cost(platform.spec(), platform.calibration());
-  ExecutionTrace trace = execute(platform, program, cost, selector, exec_opts);
   if (req.progress) std::fprintf(stderr, "\r\033[K");
   if (!req.trace.empty()) write_timeline(req.trace, program, trace);
 
@@ -182,7 +189,7 @@ RunResult simulate(const RunRequest& req) {
   r.algorithms.erase(std::unique(r.algorithms.begin(), r.algorithms.end()), r.algorithms.end());
   r.link_utilisation = link_utilisation(platform, trace);
   r.training = estimate_training(r.step_time_s, r.tokens_per_second, r.breakdown.compute_s, r.gpus, r.nodes,
-                                 platform.spec().tdp.value(), platform.spec().price_per_hour_usd, power, tokens);
+                                 platform.spec().tdp.value(), platform.spec().price_per_hour_usd, session.power, session.tokens);
   r.ops = program.op_count();
   r.ptasks = trace.ptasks;
   r.activities = trace.activities;

@@ -1,0 +1,207 @@
+#include "sim/search.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <fstream>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "core/error.hpp"
+#include "core/proto_util.hpp"
+#include "sim/child_process.hpp"
+#include "sim/cost_model.hpp"
+#include "sim/session.hpp"
+#include "workloads/enumerate.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
+
+namespace tcsim::sim {
+namespace wl = tcsim::workloads;
+using nlohmann::ordered_json;
+
+namespace {
+
+bool has_key(const std::vector<std::string>& sets, const std::string& key) {
+  return std::any_of(sets.begin(), sets.end(), [&](const std::string& s) { return s.rfind(key + "=", 0) == 0; });
+}
+
+// Keys that shape the workload (already applied to the candidates' workload file).
+bool workload_key(const std::string& set) {
+  return set.rfind("model.", 0) == 0 || set.rfind("plan.", 0) == 0 || set.rfind("seed=", 0) == 0;
+}
+
+ordered_json row_json(const SearchRow& r) {
+  ordered_json j = {{"tp", r.plan.tp()},
+                    {"pp", r.plan.pp()},
+                    {"ep", r.plan.ep()},
+                    {"cp", r.plan.cp()},
+                    {"dp", r.plan.dp()},
+                    {"zero_stage", r.plan.zero_stage()},
+                    {"recompute", wl::config::ParallelPlan::Recompute_Name(r.plan.recompute())},
+                    {"memory_bytes", r.memory_bytes},
+                    {"step_time_s", r.step_time_s},
+                    {"mfu", r.mfu},
+                    {"tokens_per_second", r.tokens_per_second}};
+  if (r.flow_step_time_s >= 0) j["flow_step_time_s"] = r.flow_step_time_s;
+  j["plan"] = ordered_json::parse(core::to_json(r.plan));
+  return j;
+}
+
+SearchRow row_from_json(const ordered_json& j) {
+  SearchRow r;
+  if (!google::protobuf::util::JsonStringToMessage(j.at("plan").dump(), &r.plan).ok()) {
+    throw std::runtime_error("plan search: a ranked plan did not read back");
+  }
+  r.memory_bytes = j.at("memory_bytes").get<double>();
+  r.step_time_s = j.at("step_time_s").get<double>();
+  r.mfu = j.at("mfu").get<double>();
+  r.tokens_per_second = j.at("tokens_per_second").get<double>();
+  return r;
+}
+
+// Every fitting plan simulated on one platform in this process, best first.
+SearchResult rank_in_process(const SearchRequest& req) {
+  Session session(req.run);
+  if (session.replay) throw core::InputError("plan search", "searches plans of a --workload, not a --chakra replay");
+  const Platform& platform = *session.platform;
+  const auto model = wl::workload_model(session.workload, "--workload");
+  wl::EnumerateOptions eo;
+  eo.gpus = platform.size();
+  eo.gpu_memory = session.memory_check ? platform.spec().hbm : core::Bytes(1e30);
+  eo.max_tp = req.max_tp;
+  eo.max_cp = req.max_cp;
+  eo.zero_stages = req.zero_stages;
+  eo.base = session.workload.plan();
+  const auto candidates = wl::enumerate_plans(model, eo);
+
+  SearchResult res;
+  res.model = model.name();
+  res.gpu = platform.spec().name;
+  res.gpus = platform.size();
+  res.fidelity = to_string(session.exec.fidelity);
+  res.fitting = static_cast<int64_t>(candidates.size());
+  CostModel cost(platform.spec(), platform.calibration());
+  std::vector<SearchRow> rows;
+  for (const auto& c : candidates) {
+    wl::config::Workload w = session.workload;
+    *w.mutable_plan() = c.plan;
+    wl::Program program;
+    try {
+      program = wl::generate(w, platform.size(), session.gen);
+    } catch (const core::InputError& e) {
+      res.skipped.push_back(std::string(e.what()));
+      continue;
+    }
+    const ExecutionTrace t = session.execute_program(program, session.exec);
+    SearchRow r;
+    r.plan = c.plan;
+    r.memory_bytes = c.memory.total.value();
+    r.step_time_s = t.step_time;
+    const double peak = cost.peak(program.precision);
+    r.mfu = t.step_time > 0 ? program.model_flops_per_step / (t.step_time * program.world_size * peak) : 0;
+    r.tokens_per_second = t.step_time > 0 ? program.tokens_per_step / t.step_time : 0;
+    rows.push_back(std::move(r));
+  }
+  res.evaluated = static_cast<int64_t>(rows.size());
+  // Highest throughput first (the batch in tokens can differ between plans when the workload
+  // fixes micro-batches per pipeline); enumeration order breaks ties, deterministically.
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const SearchRow& a, const SearchRow& b) { return a.tokens_per_second > b.tokens_per_second; });
+  res.rows = std::move(rows);
+  return res;
+}
+
+}  // namespace
+
+SearchResult search_plans(const SearchRequest& request) {
+  if (request.top < 1) throw core::InputError("--top", "must be at least 1, got " + std::to_string(request.top));
+  if (request.verify < 0 || request.verify > request.top) {
+    throw core::InputError("--verify", "must be between 0 and --top (" + std::to_string(request.top) + "), got " +
+                                           std::to_string(request.verify));
+  }
+  if (request.max_tp < 1 || request.max_cp < 1) throw core::InputError("--max-tp/--max-cp", "must be at least 1");
+  for (int64_t z : request.zero_stages) {
+    if (z < 0 || z > 3) throw core::InputError("--zero", std::to_string(z) + " is not a ZeRO stage; valid: 0, 1, 2, 3");
+  }
+  SearchRequest req = request;
+  if (!has_key(req.run.sets, "sim.fidelity")) req.run.sets.push_back("sim.fidelity=analytical");
+  req.run.progress = false;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const ordered_json j = ordered_json::parse(run_in_child([&] {
+    SearchResult r = rank_in_process(req);
+    ordered_json out = to_json(r);
+    out["plans"] = ordered_json::array();
+    for (const auto& row : r.rows) out["plans"].push_back(row_json(row));  // all of them, not just the top
+    return out.dump();
+  }));
+  SearchResult res;
+  res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.model = j.at("model").get<std::string>();
+  res.gpu = j.at("gpu").get<std::string>();
+  res.gpus = j.at("gpus").get<int>();
+  res.fidelity = j.at("fidelity").get<std::string>();
+  res.fitting = j.at("fitting").get<int64_t>();
+  res.evaluated = j.at("evaluated").get<int64_t>();
+  for (const auto& s : j.at("skipped")) res.skipped.push_back(s.get<std::string>());
+  if (res.fitting == 0) {
+    throw core::InputError("plan search", "no plan of " + res.model + " passes the plan checks and fits " + std::to_string(res.gpus) +
+                                              " x " + res.gpu + "; valid: more GPUs or memory (gpu.hbm), --zero 1 2 3, "
+                                              "--max-tp 8, plan.recompute_modules, or sim.memory_check=false");
+  }
+  for (const auto& p : j.at("plans")) {
+    if (static_cast<int>(res.rows.size()) == request.top) break;
+    res.rows.push_back(row_from_json(p));
+  }
+
+  // Flow verification: each candidate's workload (with its plan) in a file, simulated in its
+  // own child with the non-workload overrides.
+  wl::config::Workload base = wl::find_workload(req.run.workload, "--workload");
+  {
+    core::Overrides o;
+    for (const auto& s : req.run.sets)
+      if (workload_key(s)) o.add(s, "--set");
+    wl::apply_workload_overrides(base, o);
+  }
+  for (int i = 0; i < request.verify && i < static_cast<int>(res.rows.size()); ++i) {
+    SearchRow& row = res.rows[static_cast<size_t>(i)];
+    wl::config::Workload w = base;
+    *w.mutable_plan() = row.plan;
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("tcsim-search-" + std::to_string(getpid()) + "-" + std::to_string(i) + ".json");
+    {
+      std::ofstream out(path);
+      out << core::to_json(w);
+    }
+    RunRequest run = req.run;
+    run.workload = path.string();
+    run.sets.clear();
+    for (const auto& s : req.run.sets)
+      if (!workload_key(s) && s.rfind("sim.fidelity=", 0) != 0) run.sets.push_back(s);
+    run.sets.push_back("sim.fidelity=flow");
+    try {
+      row.flow_step_time_s = simulate_in_child(run).step_time_s;
+    } catch (...) {
+      std::filesystem::remove(path);
+      throw;
+    }
+    std::filesystem::remove(path);
+  }
+  return res;
+}
+
+ordered_json to_json(const SearchResult& r) {
+  ordered_json j = {{"model", r.model},        {"gpu", r.gpu},           {"gpus", r.gpus},
+                    {"fidelity", r.fidelity},  {"fitting", r.fitting},   {"evaluated", r.evaluated},
+                    {"skipped", r.skipped}};
+  ordered_json rows = ordered_json::array();
+  for (const auto& row : r.rows) rows.push_back(row_json(row));
+  j["plans"] = rows;
+  return j;
+}
+
+}  // namespace tcsim::sim

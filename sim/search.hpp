@@ -1,0 +1,56 @@
+// Plan search: every plan of a workload's model that passes the plan checks and fits the GPU
+// memory of one cluster (workloads/enumerate.hpp), each simulated on that cluster (analytical
+// fidelity unless sim.fidelity says otherwise), ranked by throughput; the best few can be
+// re-simulated with the flow fidelity to confirm the ranking.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/simulate.hpp"
+#include "workloads/model.pb.h"
+
+namespace tcsim::sim {
+
+struct SearchRequest {
+  /// The cluster (--gpu/--nodes/--fabric or --platform), the workload whose fixed plan fields
+  /// (schedule, batch, micro-batch, precision, ...) every candidate keeps, and --set overrides.
+  RunRequest run;
+  int64_t max_tp = 8;                     ///< largest tensor-parallel size tried
+  int64_t max_cp = 1;                     ///< largest context-parallel size tried (powers of two)
+  std::vector<int64_t> zero_stages = {1};  ///< ZeRO stages tried
+  int top = 10;                           ///< rows kept, best first
+  int verify = 0;                         ///< best rows re-simulated with the flow fidelity
+};
+
+struct SearchRow {
+  workloads::config::ParallelPlan plan;  ///< resolved (dp filled in)
+  double memory_bytes = 0;               ///< estimated peak per GPU (workloads/memory.hpp)
+  double step_time_s = 0;
+  double mfu = 0;
+  double tokens_per_second = 0;
+  double flow_step_time_s = -1;  ///< with `verify`: the flow fidelity's step time
+};
+
+struct SearchResult {
+  std::string model;
+  std::string gpu;
+  int gpus = 0;
+  std::string fidelity;     ///< of the ranking
+  int64_t fitting = 0;      ///< plans that pass the checks and fit in memory
+  int64_t evaluated = 0;    ///< of those, simulated (the others failed to generate)
+  std::vector<std::string> skipped;  ///< why a fitting plan could not be simulated
+  std::vector<SearchRow> rows;       ///< best (most tokens per second) first, at most `top`
+  double wall_s = 0;                 ///< of the ranking (not in to_json: results are deterministic)
+};
+
+/// Runs the ranking in a child process (one SimGrid engine per process) and the flow
+/// verifications each in their own. InputError when no plan fits.
+SearchResult search_plans(const SearchRequest& request);
+
+nlohmann::ordered_json to_json(const SearchResult& r);
+
+}  // namespace tcsim::sim

@@ -1,0 +1,78 @@
+// `tcsim plan search`: every plan that fits is simulated on the cluster and ranked by
+// throughput; the ranking agrees with `tcsim run` on the same plan, the flow verification
+// with the analytical ranking, and bad input is refused.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/cli/cli_test_util.hpp"
+
+namespace tcsim::clitest {
+namespace {
+
+Result run(const std::string& args) { return run_tcsim(args, tmp_dir()); }
+
+const char* kSearch = "plan search --workload moe-demo --gpu H800 --nodes 2 ";
+
+TEST(PlanSearch, RanksEveryFittingPlanAndAgreesWithRun) {
+  auto r = run(std::string(kSearch) + "--top 200 --verify 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // The same plans as `plan enumerate` lists for 16 H800 (80 GB each).
+  auto e = run("plan enumerate --workload moe-demo --gpus 16 --gpu H800 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto enumerated = nlohmann::json::parse(e.out)["plans"].size();
+  EXPECT_EQ(j["fitting"].get<size_t>(), enumerated);
+  EXPECT_GT(enumerated, 10u);
+  EXPECT_EQ(j["evaluated"].get<size_t>() + j["skipped"].size(), enumerated);
+  const auto& plans = j["plans"];
+  ASSERT_EQ(plans.size(), j["evaluated"].get<size_t>());
+  for (size_t i = 1; i < plans.size(); ++i)
+    EXPECT_GE(plans[i - 1]["tokens_per_second"].get<double>(), plans[i]["tokens_per_second"].get<double>()) << i;
+  EXPECT_EQ(j["fidelity"], "analytical");
+
+  // The best plan, run on its own with `tcsim run`, takes the same step (same generator,
+  // same executor, same platform): to 1e-9.
+  const auto& best = plans[0];
+  std::string sets;
+  for (const char* k : {"tp", "pp", "ep", "cp", "dp", "zero_stage"})
+    sets += " --set plan." + std::string(k) + "=" + std::to_string(best[k].get<int64_t>());
+  sets += " --set plan.recompute=" + best["recompute"].get<std::string>();
+  sets += std::string(" --set plan.sp=") + (best["tp"].get<int64_t>() > 1 ? "true" : "false");
+  auto one = run("run --workload moe-demo --gpu H800 --nodes 2 --fidelity analytical --json" + sets);
+  ASSERT_EQ(one.code, 0) << one.err;
+  const double step = nlohmann::json::parse(one.out)["step_time_s"].get<double>();
+  EXPECT_NEAR(step, best["step_time_s"].get<double>(), 1e-9 * step);
+
+  // --verify 1: the flow fidelity within 5% of the analytical ranking's step.
+  ASSERT_TRUE(best.contains("flow_step_time_s"));
+  EXPECT_NEAR(best["flow_step_time_s"].get<double>(), best["step_time_s"].get<double>(), 0.05 * step);
+  EXPECT_FALSE(plans[1].contains("flow_step_time_s"));
+
+  // Deterministic: the same command prints the same bytes (the timing line is on stderr).
+  auto again = run(std::string(kSearch) + "--top 200 --verify 1 --json");
+  EXPECT_EQ(again.out, r.out);
+  EXPECT_NE(r.err.find("plans simulated in"), std::string::npos) << r.err;
+}
+
+TEST(PlanSearch, TableShowsTheTopRows) {
+  auto r = run(std::string(kSearch) + "--top 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("moe-demo on 16 H800 GPUs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n   3 "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\n   4 "), std::string::npos) << r.out;
+}
+
+TEST(PlanSearch, BadInputIsRefused) {
+  expect_input_error(run(std::string(kSearch) + "--top 0"), "--top");
+  expect_input_error(run(std::string(kSearch) + "--top 2 --verify 3"), "--verify");
+  expect_input_error(run(std::string(kSearch) + "--zero 4"), "--zero");
+  expect_input_error(run(std::string(kSearch) + "--set gpu.hbm=1GB"), "no plan of moe-demo");
+  expect_input_error(run(std::string(kSearch) + "--set plan.bogus=1"), "plan.bogus");
+  expect_input_error(run("plan search --workload moe-demo --nodes 2"), "--platform");
+}
+
+}  // namespace
+}  // namespace tcsim::clitest

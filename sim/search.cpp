@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <fstream>
+#include <set>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -18,6 +19,7 @@
 #include "workloads/enumerate.hpp"
 #include "workloads/generator.hpp"
 #include "workloads/model.hpp"
+#include "workloads/plan.hpp"
 
 namespace tcsim::sim {
 namespace wl = tcsim::workloads;
@@ -42,6 +44,9 @@ ordered_json row_json(const SearchRow& r) {
                     {"dp", r.plan.dp()},
                     {"zero_stage", r.plan.zero_stage()},
                     {"recompute", wl::config::ParallelPlan::Recompute_Name(r.plan.recompute())},
+                    {"schedule", r.plan.schedule()},
+                    {"micro_batch", r.plan.micro_batch()},
+                    {"virtual_stages", r.plan.virtual_stages()},
                     {"memory_bytes", r.memory_bytes},
                     {"step_time_s", r.step_time_s},
                     {"mfu", r.mfu},
@@ -75,8 +80,32 @@ SearchResult rank_in_process(const SearchRequest& req) {
   eo.max_tp = req.max_tp;
   eo.max_cp = req.max_cp;
   eo.zero_stages = req.zero_stages;
-  eo.base = session.workload.plan();
-  const auto candidates = wl::enumerate_plans(model, eo);
+  // Every (schedule, micro-batch, chunks per rank) asked for, each enumerated over the
+  // parallel sizes, ZeRO stages and recompute modes.
+  const auto& base = session.workload.plan();
+  const std::vector<std::string> schedules = req.schedules.empty() ? std::vector<std::string>{base.schedule()} : req.schedules;
+  const std::vector<int64_t> mbs = req.micro_batches.empty() ? std::vector<int64_t>{base.micro_batch()} : req.micro_batches;
+  const std::vector<int64_t> vs = req.virtual_stages.empty() ? std::vector<int64_t>{base.virtual_stages()} : req.virtual_stages;
+  std::vector<wl::PlanCandidate> candidates;
+  std::set<std::string> seen;
+  for (const auto& sched : schedules)
+    for (int64_t mb : mbs)
+      for (int64_t v : vs) {
+        // Chunks per rank belong to the interleaved schedule only; the others keep theirs.
+        const auto* info = wl::find_schedule(sched);
+        if (info != nullptr && !info->interleaved && v != vs.front()) continue;
+        if (info != nullptr && !info->interleaved) v = base.virtual_stages() > 1 ? 0 : base.virtual_stages();
+        eo.base = base;
+        eo.base.set_schedule(sched);
+        eo.base.set_micro_batch(mb);
+        eo.base.set_virtual_stages(v);
+        for (auto& c : wl::enumerate_plans(model, eo)) {
+          // Without a pipeline the schedule is moot: keep the first of such twins.
+          wl::config::ParallelPlan key = c.plan;
+          if (key.pp() == 1) key.clear_schedule(), key.clear_virtual_stages();
+          if (seen.insert(core::to_json(key)).second) candidates.push_back(std::move(c));
+        }
+      }
 
   SearchResult res;
   res.model = model.name();
@@ -126,6 +155,17 @@ SearchResult search_plans(const SearchRequest& request) {
   if (request.max_tp < 1 || request.max_cp < 1) throw core::InputError("--max-tp/--max-cp", "must be at least 1");
   for (int64_t z : request.zero_stages) {
     if (z < 0 || z > 3) throw core::InputError("--zero", std::to_string(z) + " is not a ZeRO stage; valid: 0, 1, 2, 3");
+  }
+  for (int64_t mb : request.micro_batches)
+    if (mb < 1) throw core::InputError("--micro-batch", "must be at least 1, got " + std::to_string(mb));
+  for (int64_t v : request.virtual_stages)
+    if (v < 1) throw core::InputError("--virtual-stages", "must be at least 1, got " + std::to_string(v));
+  for (const auto& sched : request.schedules) {
+    if (wl::find_schedule(sched) == nullptr) {
+      std::string valid;
+      for (const auto& info : wl::pipeline_schedules()) valid += std::string(valid.empty() ? "" : ", ") + info.name;
+      throw core::InputError("--schedule", "unknown schedule '" + sched + "'; valid: " + valid);
+    }
   }
   SearchRequest req = request;
   if (!has_key(req.run.sets, "sim.fidelity")) req.run.sets.push_back("sim.fidelity=analytical");

@@ -22,6 +22,11 @@ struct SearchRequest {
   int64_t max_tp = 8;                     ///< largest tensor-parallel size tried
   int64_t max_cp = 1;                     ///< largest context-parallel size tried (powers of two)
   std::vector<int64_t> zero_stages = {1};  ///< ZeRO stages tried
+  /// Pipeline schedules, micro-batch sizes and interleaved chunks per rank tried; empty =
+  /// the workload's own.
+  std::vector<std::string> schedules;
+  std::vector<int64_t> micro_batches;
+  std::vector<int64_t> virtual_stages;
   int top = 10;                           ///< rows kept, best first
   int verify = 0;                         ///< best rows re-simulated with the flow fidelity
 };

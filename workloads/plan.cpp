@@ -169,6 +169,11 @@ std::vector<PlanProblem> check_plan(const config::ModelSpec& m, const config::Pa
   if (sched != nullptr && sched->interleaved && pp > 1 && v < 2) {
     add("plan.virtual_stages", "interleaved-1f1b needs virtual_stages >= 2, got " + str(v));
   }
+  if (sched != nullptr && sched->interleaved && pp == 1 && v > 1) {
+    // Megatron refuses it too: every chunk would hand its activations to itself.
+    add("plan.virtual_stages", str(v) + " chunks per rank need pp >= 2 (one stage holds the whole model); valid: "
+                               "virtual_stages 1, or pp >= 2");
+  }
   const int64_t chunks = pp * v;
   if (chunks > m.layers()) {
     add(v > 1 ? "plan.virtual_stages" : "plan.pp",

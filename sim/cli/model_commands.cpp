@@ -1,6 +1,7 @@
 // `tcsim model list|show` and `tcsim plan check|enumerate|search`: model presets, their
 // parameter and FLOPs counts, plan validation with the memory breakdown, plan enumeration,
 // and the search for the fastest plan on a cluster.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -295,7 +296,10 @@ void register_model_commands(CLI::App& app) {
   se->add_option("--max-tp", so->req.max_tp, "largest tensor-parallel size tried")->capture_default_str();
   se->add_option("--max-cp", so->req.max_cp, "largest context-parallel size tried (powers of two)")->capture_default_str();
   se->add_option("--zero", so->req.zero_stages, "ZeRO stages tried")->capture_default_str();
-  se->add_option("--top", so->req.top, "plans shown, fastest first")->capture_default_str();
+  se->add_option("--schedule", so->req.schedules, "pipeline schedules tried (default: the workload's), e.g. 1f1b zb-h1");
+  se->add_option("--micro-batch", so->req.micro_batches, "micro-batch sizes tried (default: the workload's)");
+  se->add_option("--virtual-stages", so->req.virtual_stages, "interleaved chunks per rank tried (default: the workload's)");
+  se->add_option("--top", so->req.top, "plans shown, most tokens/s first")->capture_default_str();
   se->add_option("--verify", so->req.verify, "re-simulate the best N with the flow fidelity")->capture_default_str();
   se->add_flag("--json", so->json, "print JSON instead of a table");
   se->callback([so] {
@@ -306,8 +310,9 @@ void register_model_commands(CLI::App& app) {
       std::printf("%s on %d %s GPUs: %lld plans fit in memory, %lld simulated (%s fidelity); most tokens/s first\n",
                   r.model.c_str(), r.gpus, r.gpu.c_str(), static_cast<long long>(r.fitting),
                   static_cast<long long>(r.evaluated), r.fidelity.c_str());
-      std::printf("%4s %4s %4s %4s %4s %6s %4s %-10s %10s %10s %6s %12s%s\n", "rank", "tp", "pp", "ep", "cp", "dp", "zero",
-                  "recompute", "memory/GPU", "step (s)", "MFU", "tokens/s", so->req.verify > 0 ? "  flow step (s)" : "");
+      std::printf("%4s %4s %4s %4s %4s %6s %4s %-10s %-16s %3s %2s %10s %10s %6s %12s%s\n", "rank", "tp", "pp", "ep", "cp", "dp",
+                  "zero", "recompute", "schedule", "mb", "v", "memory/GPU", "step (s)", "MFU", "tokens/s",
+                  so->req.verify > 0 ? "  flow step (s)" : "");
       int rank = 0;
       for (const auto& row : r.rows) {
         std::string flow;
@@ -318,11 +323,12 @@ void register_model_commands(CLI::App& app) {
           flow = buf;
         }
         const auto& p = row.plan;
-        std::printf("%4d %4lld %4lld %4lld %4lld %6lld %4lld %-10s %6.2f GiB %10.4g %5.1f%% %12.4g%s\n", ++rank,
+        std::printf("%4d %4lld %4lld %4lld %4lld %6lld %4lld %-10s %-16s %3lld %2lld %6.2f GiB %10.4g %5.1f%% %12.4g%s\n", ++rank,
                     static_cast<long long>(p.tp()), static_cast<long long>(p.pp()), static_cast<long long>(p.ep()),
                     static_cast<long long>(p.cp()), static_cast<long long>(p.dp()), static_cast<long long>(p.zero_stage()),
-                    wl::config::ParallelPlan::Recompute_Name(p.recompute()).c_str(), row.memory_bytes / 1073741824.0,
-                    row.step_time_s, 100 * row.mfu, row.tokens_per_second, flow.c_str());
+                    wl::config::ParallelPlan::Recompute_Name(p.recompute()).c_str(), p.pp() > 1 ? p.schedule().c_str() : "-",
+                    static_cast<long long>(p.micro_batch()), static_cast<long long>(std::max<int64_t>(1, p.virtual_stages())),
+                    row.memory_bytes / 1073741824.0, row.step_time_s, 100 * row.mfu, row.tokens_per_second, flow.c_str());
       }
       if (!r.skipped.empty()) std::printf("%zu fitting plans could not be generated, e.g.: %s\n", r.skipped.size(), r.skipped.front().c_str());
     }

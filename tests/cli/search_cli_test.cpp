@@ -3,6 +3,7 @@
 // with the analytical ranking, and bad input is refused.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -65,7 +66,39 @@ TEST(PlanSearch, TableShowsTheTopRows) {
   EXPECT_EQ(r.out.find("\n   4 "), std::string::npos) << r.out;
 }
 
+TEST(PlanSearch, SchedulesMicroBatchesAndChunksAreSearchedToo) {
+  auto r = run("plan search --workload dense-demo --gpu H100 --nodes 4 --top 1000 --schedule 1f1b interleaved-1f1b "
+               "--micro-batch 1 2 --virtual-stages 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  std::set<std::string> seen;
+  int interleaved = 0, pp1 = 0;
+  for (const auto& p : j["plans"]) {
+    if (p["schedule"] == "interleaved-1f1b") {
+      ++interleaved;
+      EXPECT_EQ(p["virtual_stages"], 2);
+      EXPECT_GE(p["pp"].get<int>(), 2);
+    }
+    if (p["pp"] == 1) ++pp1;
+    // A plan without a pipeline appears once, whatever the schedule list.
+    nlohmann::json key = p["plan"];
+    if (p["pp"] == 1) key.erase("schedule"), key.erase("virtual_stages");
+    EXPECT_TRUE(seen.insert(key.dump()).second) << key.dump();
+  }
+  EXPECT_GT(interleaved, 0);
+  EXPECT_GT(pp1, 0);
+  std::set<int> mbs;
+  for (const auto& p : j["plans"]) mbs.insert(p["micro_batch"].get<int>());
+  EXPECT_EQ(mbs, (std::set<int>{1, 2}));
+}
+
 TEST(PlanSearch, BadInputIsRefused) {
+  expect_input_error(run(std::string(kSearch) + "--schedule pipedream"), "valid: gpipe, 1f1b");
+  expect_input_error(run(std::string(kSearch) + "--micro-batch 0"), "--micro-batch");
+  // Interleaving needs a pipeline: Megatron refuses one stage with chunks, and so does tcsim.
+  expect_input_error(run("run --gpu H100 --nodes 1 --workload dense-demo --set plan.pp=1 --set plan.schedule=interleaved-1f1b "
+                         "--set plan.virtual_stages=2"),
+                     "need pp >= 2");
   expect_input_error(run(std::string(kSearch) + "--top 0"), "--top");
   expect_input_error(run(std::string(kSearch) + "--top 2 --verify 3"), "--verify");
   expect_input_error(run(std::string(kSearch) + "--zero 4"), "--zero");

@@ -28,7 +28,9 @@ constexpr int kStreams = workloads::kStreamCount;
 
 struct LaneState {
   std::vector<int> pending;                       // unfinished deps per op
-  std::vector<std::vector<uint32_t>> successors;  // per op
+  // Successors of op i: succ[succ_begin[i] .. succ_begin[i + 1]), in program order. One
+  // flat array per lane instead of a vector per op (S1: 123,440 heap blocks).
+  std::vector<uint32_t> succ_begin, succ;
   std::vector<uint32_t> stream_order[kStreams];   // op indices per stream, program order
   size_t cursor[kStreams] = {};
   bool busy[kStreams] = {};
@@ -145,12 +147,23 @@ public:
       const auto& ops = program_.lanes[l].ops;
       auto& st = lanes_[l];
       st.pending.resize(ops.size());
-      st.successors.resize(ops.size());
       trace_.ops[l].resize(ops.size());
       ops_total_ += ops.size();
+      // Count, then fill: successors of each op end up in increasing op order, as they were
+      // pushed before (the order ops are issued in depends on it).
+      st.succ_begin.assign(ops.size() + 1, 0);
+      size_t per_stream[kStreams] = {};
       for (uint32_t i = 0; i < ops.size(); ++i) {
         st.pending[i] = static_cast<int>(ops[i].deps.size());
-        for (uint32_t d : ops[i].deps) st.successors[d].push_back(i);
+        for (uint32_t d : ops[i].deps) st.succ_begin[d + 1]++;
+        per_stream[static_cast<int>(ops[i].stream)]++;
+      }
+      for (size_t i = 0; i < ops.size(); ++i) st.succ_begin[i + 1] += st.succ_begin[i];
+      st.succ.resize(st.succ_begin.back());
+      std::vector<uint32_t> fill(st.succ_begin.begin(), st.succ_begin.end() - 1);
+      for (int s = 0; s < kStreams; ++s) st.stream_order[s].reserve(per_stream[s]);
+      for (uint32_t i = 0; i < ops.size(); ++i) {
+        for (uint32_t d : ops[i].deps) st.succ[fill[d]++] = i;
         st.stream_order[static_cast<int>(ops[i].stream)].push_back(i);
       }
     }
@@ -342,10 +355,11 @@ private:
     int stream = static_cast<int>(op_of(lane, i).stream);
     st.busy[stream] = false;
     st.cursor[stream]++;
-    for (uint32_t s : st.successors[i]) st.pending[s]--;
+    const uint32_t first = st.succ_begin[i], last = st.succ_begin[i + 1];
+    for (uint32_t k = first; k < last; ++k) st.pending[st.succ[k]]--;
     // Issue whatever became ready: this stream's next op, and successors' streams.
     try_issue(lane, stream);
-    for (uint32_t s : st.successors[i]) try_issue(lane, static_cast<int>(op_of(lane, s).stream));
+    for (uint32_t k = first; k < last; ++k) try_issue(lane, static_cast<int>(op_of(lane, st.succ[k]).stream));
   }
 
   // ---- collectives ----
@@ -615,16 +629,21 @@ private:
     }
     auto chain = std::make_shared<Chain>();
     chain->msg = msg;
-    Phase p = p2p_phase(lane, op.p2p.peer_lane, op.p2p.bytes);
-    if (p.transfers.empty()) {
-      finish_chain(chain);
-      return;
-    }
     const P2PKey key{lane, op.p2p.peer_lane, op.p2p.bytes};
+    auto memo = p2p_memo_.find(key);
+    // Analytical: a send evaluated before (so with transfers) needs no phase of its own.
+    Phase p;
+    if (!analytical_ || memo == p2p_memo_.end()) {
+      p = p2p_phase(lane, op.p2p.peer_lane, op.p2p.bytes);
+      if (p.transfers.empty()) {
+        finish_chain(chain);
+        return;
+      }
+    }
     ++p2p_uses_[key];
     const Evaluation* ev = nullptr;
     if (analytical_ || options_.memoize) {
-      auto it = p2p_memo_.find(key);
+      auto it = memo;
       if (it == p2p_memo_.end()) {
         Evaluation e;
         e.duration = phase_closed_form(p, e.link_bytes);

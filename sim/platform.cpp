@@ -126,11 +126,13 @@ Platform Platform::collect(sg::Engine& engine, const std::string& path, core::Ov
   };
   auto first_props = props_of(p.gpus_.front().host);
   p.spec_ = topology::from_properties(first_props, path + ": host " + p.gpus_.front().host->get_name());
+  // Only the name is compared: copying every host's properties was a map per GPU.
+  const std::string first_name = first_props["gpu.name"];
   for (const auto& g : p.gpus_) {
-    auto props = props_of(g.host);
-    if (props.count("gpu.name") && props["gpu.name"] != first_props["gpu.name"]) {
-      throw InputError(path, "host '" + g.host->get_name() + "' is a " + props["gpu.name"] + " but host '" +
-                                 p.gpus_.front().host->get_name() + "' is a " + first_props["gpu.name"] +
+    const char* name = g.host->get_property("gpu.name");
+    if (name != nullptr && name != first_name) {
+      throw InputError(path, "host '" + g.host->get_name() + "' is a " + name + " but host '" +
+                                 p.gpus_.front().host->get_name() + "' is a " + first_name +
                                  "; mixed GPU types in one platform are not supported yet");
     }
   }

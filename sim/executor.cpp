@@ -605,7 +605,8 @@ private:
     const bool is_send = op.kind == OpKind::Send;
     const uint32_t src = is_send ? lane : op.p2p.peer_lane;
     const uint32_t dst = is_send ? op.p2p.peer_lane : lane;
-    auto& q = p2p_[std::make_tuple(src, dst, op.p2p.tag)];
+    auto qi = p2p_.try_emplace(std::make_tuple(src, dst, op.p2p.tag)).first;
+    auto& q = qi->second;
     trace_.ops[lane][i].start = now();
     if (!is_send) {
       if (q.unmatched.empty()) {
@@ -613,7 +614,8 @@ private:
         return;
       }
       auto msg = q.unmatched.front();
-      q.unmatched.pop_front();
+      q.unmatched.erase(q.unmatched.begin());
+      if (q.recvs.empty() && q.unmatched.empty()) p2p_.erase(qi);  // before attach_recv, which may come back here
       attach_recv(*msg, lane, i);
       return;
     }
@@ -622,7 +624,8 @@ private:
     lanes_[lane].active_comm++;
     if (!q.recvs.empty()) {
       auto [rl, ri] = q.recvs.front();
-      q.recvs.pop_front();
+      q.recvs.erase(q.recvs.begin());
+      if (q.recvs.empty() && q.unmatched.empty()) p2p_.erase(qi);
       attach_recv(*msg, rl, ri);
     } else {
       q.unmatched.push_back(msg);
@@ -955,9 +958,13 @@ private:
   std::vector<uint32_t> lane_of_rank_;
   std::vector<size_t> participants_;
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<Instance>> instances_;
+  // Queues of one (source lane, destination lane, tag), dropped when both are empty: tags are
+  // mostly used once (per micro-batch and stage), and S1's thousands of sends each left an
+  // entry with two std::deques behind (a deque allocates on construction). Vectors: a queue
+  // rarely holds more than one entry.
   struct P2PQueue {
-    std::deque<std::shared_ptr<P2PMsg>> unmatched;        // sent, no receive issued yet
-    std::deque<std::pair<uint32_t, uint32_t>> recvs;      // receives waiting for a send
+    std::vector<std::shared_ptr<P2PMsg>> unmatched;        // sent, no receive issued yet
+    std::vector<std::pair<uint32_t, uint32_t>> recvs;      // receives waiting for a send
   };
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, P2PQueue> p2p_;
   std::unordered_map<Handle*, std::pair<std::unique_ptr<Handle>, sg::ExecPtr>> handles_;

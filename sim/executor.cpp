@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -911,9 +912,14 @@ private:
       }
       for (const auto& [l, b] : it->second.link_bytes) total[l] += b * static_cast<double>(n);
     }
-    trace_.link_bytes.assign(total.begin(), total.end());
-    std::sort(trace_.link_bytes.begin(), trace_.link_bytes.end(),
-              [](const auto& a, const auto& b) { return a.first->get_name() < b.first->get_name(); });
+    // By link name: the platform's links are in name order already.
+    trace_.link_bytes.clear();
+    trace_.link_bytes.reserve(total.size());
+    for (sg::Link* l : platform_.all_links()) {
+      auto it = total.find(l);
+      if (it != total.end()) trace_.link_bytes.push_back(*it);
+    }
+    if (trace_.link_bytes.size() != total.size()) throw std::logic_error("executor: a route uses a link the platform does not list");
   }
 
   void check_finished() {

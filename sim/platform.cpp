@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <map>
 
 #include "core/error.hpp"
@@ -160,6 +161,14 @@ Platform Platform::collect(sg::Engine& engine, const std::string& path, core::Ov
   std::sort(p.nic_links_.begin(), p.nic_links_.end(), by_name);
   std::sort(p.fabric_links_.begin(), p.fabric_links_.end(), by_name);
   std::sort(p.other_links_.begin(), p.other_links_.end(), by_name);
+  // All links by name, merged from the sorted kinds (linear): the executor reports link
+  // loads in this order instead of sorting them by name again (that sort was 4% of S3's
+  // analytical run; one sort of all links here instead of these four cost more than both).
+  std::vector<sg::Link*> nv_nic, fab_other;
+  std::merge(p.nvlink_links_.begin(), p.nvlink_links_.end(), p.nic_links_.begin(), p.nic_links_.end(), std::back_inserter(nv_nic), by_name);
+  std::merge(p.fabric_links_.begin(), p.fabric_links_.end(), p.other_links_.begin(), p.other_links_.end(), std::back_inserter(fab_other), by_name);
+  p.links_by_name_.reserve(nv_nic.size() + fab_other.size());
+  std::merge(nv_nic.begin(), nv_nic.end(), fab_other.begin(), fab_other.end(), std::back_inserter(p.links_by_name_), by_name);
 
   // --set gpu.nvlink_bw / gpu.nic_bw re-rate the per-GPU links of an existing platform.
   if (p.spec_.nvlink_bw != before.nvlink_bw) {

@@ -772,7 +772,7 @@ private:
       if (it == latency_cache_.end()) {
         std::vector<sg::Link*> links;
         double lat = 0;
-        platform_.gpus()[static_cast<size_t>(t.src)].host->route_to(platform_.gpus()[static_cast<size_t>(t.dst)].host, links, &lat);
+        platform_.route(t.src, t.dst, links, &lat);
         it = latency_cache_.emplace(key, lat).first;
       }
       worst = std::max(worst, it->second);
@@ -825,7 +825,7 @@ private:
     for (const auto& t : ph.transfers) {
       route.clear();
       double lat = 0;
-      platform_.gpus()[static_cast<size_t>(t.src)].host->route_to(platform_.gpus()[static_cast<size_t>(t.dst)].host, route, &lat);
+      platform_.route(t.src, t.dst, route, &lat);
       latency = std::max(latency, lat);
       for (sg::Link* l : route) {
         double& b = load[l];

@@ -53,4 +53,14 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   }
 }
 
+void FabricZone::route(int src, int dst, std::vector<sg::Link*>& into, double* latency) {
+  if (src == dst) return;
+  cluster_->route(src, dst, scratch_);
+  for (const auto& hop : scratch_) {
+    auto idx = static_cast<size_t>(hop.link);
+    into.push_back(hop.up ? up_[idx] : down_[idx]);
+    if (latency != nullptr) *latency += latency_[idx];
+  }
+}
+
 }  // namespace tcsim::sim

@@ -43,6 +43,14 @@ int int_prop(sg::Host* h, const char* key, const std::string& where) {
 
 }  // namespace
 
+void Platform::route(int src, int dst, std::vector<sg::Link*>& links, double* latency) const {
+  if (fabric_ != nullptr) {
+    fabric_->route(src, dst, links, latency);
+    return;
+  }
+  gpus_[static_cast<size_t>(src)].host->route_to(gpus_[static_cast<size_t>(dst)].host, links, latency);
+}
+
 const std::vector<sg::Link*>& Platform::links(const std::string& kind) const {
   if (kind == "nvlink") return nvlink_links_;
   if (kind == "nic") return nic_links_;
@@ -54,9 +62,10 @@ Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, c
   // The zone registers itself with the engine; SimGrid owns it from here on.
   auto shared = std::make_shared<const topology::Cluster>(cluster);
   auto* root = sg::create_full_zone("tcsim");
-  new FabricZone("tcsim-" + cluster.fabric, shared, root);
+  auto* zone = new FabricZone("tcsim-" + cluster.fabric, shared, root);
   std::string name = std::to_string(cluster.gpu_count()) + " x " + cluster.gpu.name + " (" + cluster.fabric + ", in memory)";
   Platform p = collect(engine, name, overrides, root);
+  p.fabric_ = zone;
   root->seal();
   return p;
 }

@@ -18,7 +18,12 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     h->set_property("tcsim.node", std::to_string(c.node_of(r)));
     h->set_property("tcsim.index", std::to_string(c.index_of(r)));
     h->set_property("tcsim.domain", std::to_string(c.domain_of(r)));
-    for (const auto& [k, v] : props) h->set_property(k, v);
+    // The GPU spec on the first GPU only: every GPU of a generated cluster is the same one,
+    // and Platform::collect reads the spec from the first GPU host (and compares the
+    // gpu.name of the others where they have one). On all 16,384 GPUs of S3 these ~25
+    // properties per host were most of the platform's build time and memory.
+    if (r == 0)
+      for (const auto& [k, v] : props) h->set_property(k, v);
     h->seal();
     hosts_.push_back(h);
   }
@@ -44,6 +49,16 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   for (const auto& hop : scratch_) {
     auto idx = static_cast<size_t>(hop.link);
     into->link_list_.push_back((hop.up ? up_[idx] : down_[idx])->get_impl());
+    if (latency != nullptr) *latency += latency_[idx];
+  }
+}
+
+void FabricZone::route(int src, int dst, std::vector<sg::Link*>& into, double* latency) {
+  if (src == dst) return;
+  cluster_->route(src, dst, scratch_);
+  for (const auto& hop : scratch_) {
+    auto idx = static_cast<size_t>(hop.link);
+    into.push_back(hop.up ? up_[idx] : down_[idx]);
     if (latency != nullptr) *latency += latency_[idx];
   }
 }

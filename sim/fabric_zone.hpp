@@ -27,6 +27,12 @@ public:
   void get_local_route(const simgrid::kernel::routing::NetPoint* src, const simgrid::kernel::routing::NetPoint* dst,
                        simgrid::kernel::routing::Route* into, double* latency) override;
 
+  /// The route from GPU src to GPU dst (ranks) that get_local_route gives SimGrid, without
+  /// SimGrid's route resolution around it: links appended to into, latencies added to
+  /// *latency. Closed forms route every pair of a collective's phases (S1: 104,192), and
+  /// that resolution (common ancestors, a set of zones per call) cost more than the route.
+  void route(int src, int dst, std::vector<simgrid::s4u::Link*>& into, double* latency);
+
   [[nodiscard]] const std::vector<simgrid::s4u::Host*>& hosts() const { return hosts_; }
   /// Both directions of every link, with its kind.
   [[nodiscard]] const std::vector<std::pair<simgrid::s4u::Link*, topology::LinkKind>>& links() const { return all_links_; }

@@ -16,6 +16,8 @@
 
 namespace tcsim::sim {
 
+class FabricZone;
+
 struct GpuHost {
   simgrid::s4u::Host* host = nullptr;
   int rank = 0;
@@ -44,8 +46,13 @@ public:
   [[nodiscard]] const topology::GpuSpec& spec() const { return spec_; }
   [[nodiscard]] const FamilyCalibration& calibration() const { return calibration_; }
   [[nodiscard]] const std::string& path() const { return path_; }
-  /// Links of one kind ("nvlink", "nic", "fabric"), each direction separately.
+  /// Links of one kind ("nvlink", "nic", "fabric"), each direction separately, by name.
   [[nodiscard]] const std::vector<simgrid::s4u::Link*>& links(const std::string& kind) const;
+  /// The route from GPU rank src to GPU rank dst, as SimGrid routes it: links appended to
+  /// links, latencies added to *latency. In-memory platforms answer from their cluster.
+  void route(int src, int dst, std::vector<simgrid::s4u::Link*>& links, double* latency) const;
+  /// Every link of the platform, each direction separately, by name.
+  [[nodiscard]] const std::vector<simgrid::s4u::Link*>& all_links() const { return links_by_name_; }
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
   [[nodiscard]] simgrid::s4u::Host* timer_host() const { return timer_host_; }
@@ -60,7 +67,9 @@ private:
   topology::GpuSpec spec_;
   FamilyCalibration calibration_;
   simgrid::s4u::Host* timer_host_ = nullptr;
+  FabricZone* fabric_ = nullptr;  // in-memory platforms (owned by SimGrid)
   std::vector<simgrid::s4u::Link*> nvlink_links_, nic_links_, fabric_links_, other_links_;
+  std::vector<simgrid::s4u::Link*> links_by_name_;
 };
 
 /// Configures SimGrid for RDMA-like transfers: parallel-task (L07) host model, which

@@ -11,7 +11,10 @@
 // unfolded program has one lane per rank.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,14 +56,16 @@ const char* to_string(Stream s);
 const char* to_string(Precision p);
 const char* to_string(ComputeClass c);
 
+// Members ordered by size so that they pack (56 bytes instead of 64): S1 holds 123,440 ops,
+// and in analytical fidelity touching their memory is a large part of a run.
 struct ComputeOp {
   double flops = 0;          ///< FLOP of one rank
   double hbm_bytes = 0;      ///< bytes read+written from HBM by one rank
-  ComputeClass cls = ComputeClass::Gemm;
-  Precision precision = Precision::BF16;
   /// GEMM shape hint for efficiency curves (M x N x K; 0 when unknown).
   uint64_t m = 0, n = 0, k = 0;
   double fixed_seconds = -1;  ///< >= 0: duration fixed by a trace, ignore flops
+  ComputeClass cls = ComputeClass::Gemm;
+  Precision precision = Precision::BF16;
 };
 
 struct CollectiveOp {
@@ -83,12 +88,111 @@ struct P2POp {
   uint32_t tag = 0;        ///< matches a Send with its Recv between the same lanes
 };
 
+/// The dependencies of an op: indices of earlier ops of its lane. Most ops have one or two,
+/// so up to two live inside the op and only longer lists take a heap block. A
+/// std::vector was one heap block per op (S1: 123,440 of them, made, touched and freed in
+/// every run). Assignable from a std::vector<uint32_t> and from a braced list, iterable,
+/// comparable with both.
+class Deps {
+public:
+  using value_type = uint32_t;
+  using size_type = size_t;
+  using difference_type = std::ptrdiff_t;
+  using reference = uint32_t&;
+  using const_reference = const uint32_t&;
+  using iterator = uint32_t*;
+  using const_iterator = const uint32_t*;
+
+  Deps() noexcept = default;
+  Deps(std::initializer_list<uint32_t> v) { assign(v.begin(), v.end()); }
+  explicit Deps(const std::vector<uint32_t>& v) { assign(v.data(), v.data() + v.size()); }
+  Deps(const Deps& o) { assign(o.begin(), o.end()); }
+  Deps(Deps&& o) noexcept : size_(o.size_), cap_(o.cap_), u_(o.u_) {
+    o.size_ = 0;
+    o.cap_ = kInline;
+  }
+  ~Deps() { release(); }
+  Deps& operator=(const Deps& o) {
+    if (this != &o) assign(o.begin(), o.end());
+    return *this;
+  }
+  Deps& operator=(Deps&& o) noexcept {
+    if (this != &o) {
+      release();
+      size_ = o.size_;
+      cap_ = o.cap_;
+      u_ = o.u_;
+      o.size_ = 0;
+      o.cap_ = kInline;
+    }
+    return *this;
+  }
+  Deps& operator=(std::initializer_list<uint32_t> v) {
+    assign(v.begin(), v.end());
+    return *this;
+  }
+  Deps& operator=(const std::vector<uint32_t>& v) {
+    assign(v.data(), v.data() + v.size());
+    return *this;
+  }
+
+  [[nodiscard]] size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  uint32_t* data() noexcept { return cap_ > kInline ? u_.heap : u_.local; }
+  [[nodiscard]] const uint32_t* data() const noexcept { return cap_ > kInline ? u_.heap : u_.local; }
+  uint32_t* begin() noexcept { return data(); }
+  uint32_t* end() noexcept { return data() + size_; }
+  [[nodiscard]] const uint32_t* begin() const noexcept { return data(); }
+  [[nodiscard]] const uint32_t* end() const noexcept { return data() + size_; }
+  uint32_t& operator[](size_t i) noexcept { return data()[i]; }
+  const uint32_t& operator[](size_t i) const noexcept { return data()[i]; }
+  void push_back(uint32_t v) {
+    if (size_ == cap_) grow(2 * static_cast<size_t>(cap_));
+    data()[size_++] = v;
+  }
+  void clear() noexcept { size_ = 0; }
+
+  friend bool operator==(const Deps& a, const Deps& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+  friend bool operator==(const Deps& a, const std::vector<uint32_t>& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+
+private:
+  static constexpr uint32_t kInline = 2;
+  void release() noexcept {
+    if (cap_ > kInline) delete[] u_.heap;
+    cap_ = kInline;
+    size_ = 0;
+  }
+  // Capacity for at least n, keeping the contents.
+  void grow(size_t n) {
+    auto* p = new uint32_t[n];
+    std::copy(begin(), end(), p);
+    if (cap_ > kInline) delete[] u_.heap;
+    u_.heap = p;
+    cap_ = static_cast<uint32_t>(n);
+  }
+  void assign(const uint32_t* first, const uint32_t* last) {
+    const auto n = static_cast<size_t>(last - first);
+    if (n > cap_) {
+      size_ = 0;
+      grow(n);
+    }
+    std::copy(first, last, data());
+    size_ = static_cast<uint32_t>(n);
+  }
+  uint32_t size_ = 0;
+  uint32_t cap_ = kInline;  // > kInline: the list lives in u_.heap
+  union {
+    uint32_t local[kInline];
+    uint32_t* heap;
+  } u_{};
+};
+
 struct Op {
   OpKind kind = OpKind::Compute;
   Stream stream = Stream::Compute;
   CommCategory category = CommCategory::Other;  ///< for communication ops
   uint32_t label = 0;                            ///< index into Program::labels
-  std::vector<uint32_t> deps;                    ///< ops of the same lane that must finish first
+  Deps deps;                                     ///< ops of the same lane that must finish first
   ComputeOp compute;
   CollectiveOp coll;
   P2POp p2p;

@@ -103,7 +103,8 @@ void expect_same_structure(const Program& want, const Program& got) {
         EXPECT_EQ(g.stream, w.stream);
         EXPECT_EQ(g.category, w.category);
         EXPECT_EQ(got.labels.at(g.label), want.labels.at(w.label));
-        auto sorted = [](std::vector<uint32_t> v) {
+        auto sorted = [](const Deps& d) {
+          std::vector<uint32_t> v(d.begin(), d.end());
           std::sort(v.begin(), v.end());
           v.erase(std::unique(v.begin(), v.end()), v.end());
           return v;

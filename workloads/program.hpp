@@ -151,6 +151,10 @@ public:
     data()[size_++] = v;
   }
   void clear() noexcept { size_ = 0; }
+  /// Keeps the first n (no-op when n >= size()).
+  void truncate(size_t n) noexcept {
+    if (n < size_) size_ = static_cast<decltype(size_)>(n);
+  }
 
   friend bool operator==(const Deps& a, const Deps& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
   friend bool operator==(const Deps& a, const std::vector<uint32_t>& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }

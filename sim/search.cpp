@@ -169,6 +169,14 @@ SearchResult search_plans(const SearchRequest& request) {
     }
   }
   SearchRequest req = request;
+  for (const auto& s : req.run.sets) {
+    // Flow runs SimGrid, one engine per process: ranking many plans with it in one process is
+    // not possible, and a child per plan would be a sweep (`tcsim sweep`), not a search.
+    if (s.rfind("sim.fidelity=", 0) == 0 && s != "sim.fidelity=analytical") {
+      throw core::InputError("--set sim.fidelity", "plan search ranks with the analytical fidelity; valid: analytical "
+                                                   "(use --verify K to re-run the best K with flow)");
+    }
+  }
   if (!has_key(req.run.sets, "sim.fidelity")) req.run.sets.push_back("sim.fidelity=analytical");
   req.run.progress = false;
 

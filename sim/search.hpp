@@ -1,7 +1,7 @@
 // Plan search: every plan of a workload's model that passes the plan checks and fits the GPU
-// memory of one cluster (workloads/enumerate.hpp), each simulated on that cluster (analytical
-// fidelity unless sim.fidelity says otherwise), ranked by throughput; the best few can be
-// re-simulated with the flow fidelity to confirm the ranking.
+// memory of one cluster (workloads/enumerate.hpp), each simulated on that cluster with the
+// analytical fidelity (flow needs a SimGrid engine per run), ranked by throughput; the best
+// few can be re-simulated with the flow fidelity, each in its own process, to confirm it.
 #pragma once
 
 #include <cstdint>

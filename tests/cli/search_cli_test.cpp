@@ -95,6 +95,7 @@ TEST(PlanSearch, SchedulesMicroBatchesAndChunksAreSearchedToo) {
 TEST(PlanSearch, BadInputIsRefused) {
   expect_input_error(run(std::string(kSearch) + "--schedule pipedream"), "valid: gpipe, 1f1b");
   expect_input_error(run(std::string(kSearch) + "--micro-batch 0"), "--micro-batch");
+  expect_input_error(run(std::string(kSearch) + "--set sim.fidelity=flow"), "--verify K");
   // Interleaving needs a pipeline: Megatron refuses one stage with chunks, and so does tcsim.
   expect_input_error(run("run --gpu H100 --nodes 1 --workload dense-demo --set plan.pp=1 --set plan.schedule=interleaved-1f1b "
                          "--set plan.virtual_stages=2"),

@@ -70,9 +70,10 @@ SearchRow row_from_json(const ordered_json& j) {
 }
 
 // Every fitting plan simulated on one platform in this process, best first.
-SearchResult rank_in_process(const SearchRequest& req) {
+SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& workload) {
   Session session(req.run);
   if (session.replay) throw core::InputError("plan search", "searches plans of a --workload, not a --chakra replay");
+  workload = session.workload;
   const Platform& platform = *session.platform;
   const auto model = wl::workload_model(session.workload, "--workload");
   wl::EnumerateOptions eo;
@@ -131,9 +132,9 @@ SearchResult rank_in_process(const SearchRequest& req) {
     r.plan = c.plan;
     r.memory_bytes = c.memory.total.value();
     r.step_time_s = t.step_time;
-    const double peak = cost.peak(program.precision);
-    r.mfu = t.step_time > 0 ? program.model_flops_per_step / (t.step_time * program.world_size * peak) : 0;
-    r.tokens_per_second = t.step_time > 0 ? program.tokens_per_step / t.step_time : 0;
+    const Throughput tp = throughput(program, t.step_time, cost.peak(program.precision));
+    r.mfu = tp.mfu;
+    r.tokens_per_second = tp.tokens_per_second;
     rows.push_back(std::move(r));
   }
   res.evaluated = static_cast<int64_t>(rows.size());
@@ -186,8 +187,10 @@ SearchResult search_plans(const SearchRequest& request) {
     // returning it to the kernel, so later plans reuse pages instead of faulting new ones in.
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    SearchResult r = rank_in_process(req);
+    wl::config::Workload base_workload;
+    SearchResult r = rank_in_process(req, base_workload);
     ordered_json out = to_json(r);
+    out["workload"] = core::to_json(base_workload);  // with the --set overrides, for --verify
     out["plans"] = ordered_json::array();
     for (const auto& row : r.rows) out["plans"].push_back(row_json(row));  // all of them, not just the top
     return out.dump();
@@ -213,12 +216,9 @@ SearchResult search_plans(const SearchRequest& request) {
 
   // Flow verification: each candidate's workload (with its plan) in a file, simulated in its
   // own child with the non-workload overrides.
-  wl::config::Workload base = wl::find_workload(req.run.workload, "--workload");
-  {
-    core::Overrides o;
-    for (const auto& s : req.run.sets)
-      if (workload_key(s)) o.add(s, "--set");
-    wl::apply_workload_overrides(base, o);
+  wl::config::Workload base;
+  if (!google::protobuf::util::JsonStringToMessage(j.at("workload").get<std::string>(), &base).ok()) {
+    throw std::runtime_error("plan search: the workload did not read back");
   }
   for (int i = 0; i < request.verify && i < static_cast<int>(res.rows.size()); ++i) {
     SearchRow& row = res.rows[static_cast<size_t>(i)];

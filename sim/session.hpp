@@ -19,6 +19,13 @@
 
 namespace tcsim::sim {
 
+/// Tokens per second and model FLOPs utilisation of a program that took step_time.
+struct Throughput {
+  double tokens_per_second = 0;
+  double mfu = 0;
+};
+Throughput throughput(const workloads::Program& p, double step_time, double peak_flops);
+
 /// Parses the request's overrides, resolves the workload (or reads the Chakra replay),
 /// starts the SimGrid engine and loads or builds the platform; every --set key must be
 /// known. One per process (one SimGrid engine per process).

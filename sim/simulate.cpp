@@ -143,6 +143,11 @@ Session::Session(const RunRequest& req) {
 
 Session::~Session() = default;
 
+Throughput throughput(const workloads::Program& p, double step_time, double peak_flops) {
+  if (step_time <= 0) return {};
+  return {p.tokens_per_step / step_time, p.model_flops_per_step / (step_time * p.world_size * peak_flops)};
+}
+
 ExecutionTrace Session::execute_program(const workloads::Program& p, const ExecutorOptions& o) const {
   AlgorithmSelector sel = selector;
   if (p.moe_top_k > 0) sel.set_default_moe({p.moe_top_k, p.moe_max_nodes});
@@ -180,9 +185,10 @@ RunResult simulate(const RunRequest& req) {
   r.nodes = platform.nodes();
   r.step_time_s = trace.step_time;
   r.tokens_per_step = program.tokens_per_step;
-  r.tokens_per_second = trace.step_time > 0 ? program.tokens_per_step / trace.step_time : 0;
   r.peak_flops = cost.peak(program.precision);
-  r.mfu = trace.step_time > 0 ? program.model_flops_per_step / (trace.step_time * r.gpus * r.peak_flops) : 0;
+  const Throughput tp = throughput(program, trace.step_time, r.peak_flops);
+  r.tokens_per_second = tp.tokens_per_second;
+  r.mfu = tp.mfu;
   r.breakdown = compute_breakdown(program, trace);
   r.algorithms = trace.algorithms_used;
   std::sort(r.algorithms.begin(), r.algorithms.end());

@@ -107,6 +107,10 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
       size_t events = 0, memo_hits = 0;
       std::string error;
       auto t0 = std::chrono::steady_clock::now();
+      auto since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      };
+      double platform_s = 0, program_s = 0, execute_s = 0;
       try {
         core::Overrides o;
         for (const auto& kv : sc.sets) o.add(kv, "scenario " + sc.name);
@@ -119,23 +123,29 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         topology::apply_gpu_overrides(spec, o);
         auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
         Platform platform = Platform::build(engine, cluster, o);
+        platform_s = since(t0);
+        auto t1 = std::chrono::steady_clock::now();
         auto program = sc.program(platform.size(), o);
+        program_s = since(t1);
+        t1 = std::chrono::steady_clock::now();
         CostModel cost(platform.spec(), platform.calibration());
         AlgorithmSelector selector;
         if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});  // as tcsim run
         ExecutorOptions opts;
         opts.fidelity = fidelity;
         auto trace = execute(platform, program, cost, selector, opts);
+        execute_s = since(t1);
         step = trace.step_time;
         events = trace.activities;
         memo_hits = trace.memo_hits;
       } catch (const std::exception& e) {
         error = e.what();  // reported in the row, the other scenarios still run
       }
-      double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double wall = since(t0);
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
-      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error}}.dump();
+      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
+                             {"platform_s", platform_s}, {"program_s", program_s}, {"execute_s", execute_s}}.dump();
     });
   } catch (const std::exception& e) {
     row.status = std::string("crashed: ") + e.what();
@@ -147,6 +157,9 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   row.memo_hits = j["memo_hits"].get<size_t>();
   row.wall_s = j["wall"].get<double>();
   row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
+  row.platform_s = j["platform_s"].get<double>();
+  row.program_s = j["program_s"].get<double>();
+  row.execute_s = j["execute_s"].get<double>();
   row.events_per_s = row.wall_s > 0 ? static_cast<double>(row.events) / row.wall_s : 0;
   if (!j["error"].get<std::string>().empty()) row.status = "not run: " + j["error"].get<std::string>();
   return row;
@@ -195,6 +208,7 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
   for (const auto& r : rows) {
     j.push_back({{"scenario", r.scenario}, {"ranks", r.ranks}, {"step_time_s", r.step_time_s}, {"wall_s", r.wall_s},
                  {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"memo_hits", r.memo_hits},
+                 {"platform_s", r.platform_s}, {"program_s", r.program_s}, {"execute_s", r.execute_s},
                  {"fidelity", r.fidelity}, {"status", r.status},
                  {"description", r.description}});
   }
@@ -204,13 +218,15 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
 std::string format_scale_table(const std::vector<ScaleRow>& rows) {
   std::string s;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %9s %12s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
-                "RSS (MiB)", "events/s", "status");
+  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %9s %12s %24s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
+                "RSS (MiB)", "events/s", "platform/program/exec (s)", "status");
   s += buf;
   for (const auto& r : rows) {
     const std::string status = r.status.substr(0, r.status.find('\n'));  // the full text is in --json
-    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.2f %9.0f %12.0f  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
-                  r.wall_s, r.rss_mib, r.events_per_s, status.c_str());
+    char stages[64];
+    std::snprintf(stages, sizeof stages, "%.3f/%.3f/%.3f", r.platform_s, r.program_s, r.execute_s);
+    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.2f %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
+                  r.wall_s, r.rss_mib, r.events_per_s, stages, status.c_str());
     s += buf;
   }
   return s;

@@ -25,6 +25,9 @@ struct ScaleRow {
   std::string status = "ok";  ///< or why it did not run
   std::string fidelity = "flow";
   size_t memo_hits = 0;       ///< collectives timed from an identical earlier one (flow)
+  /// Where the wall time went: building the platform (cluster, SimGrid hosts and links),
+  /// generating the program, executing it; the rest of wall_s is teardown.
+  double platform_s = 0, program_s = 0, execute_s = 0;
 };
 
 /// Scenario names in order (S1, S2, S3, S4-256, S4-1024, S5-...).

@@ -33,6 +33,8 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     sd->seal();
     up_.push_back(sd->get_link_up());
     down_.push_back(sd->get_link_down());
+    up_impl_.push_back(up_.back()->get_impl());
+    down_impl_.push_back(down_.back()->get_impl());
     latency_.push_back(l.latency.value());
     all_links_.emplace_back(sd->get_link_up(), l.kind);
     all_links_.emplace_back(sd->get_link_down(), l.kind);
@@ -48,7 +50,7 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   cluster_->route(s, d, scratch_);
   for (const auto& hop : scratch_) {
     auto idx = static_cast<size_t>(hop.link);
-    into->link_list_.push_back((hop.up ? up_[idx] : down_[idx])->get_impl());
+    into->link_list_.push_back(hop.up ? up_impl_[idx] : down_impl_[idx]);
     if (latency != nullptr) *latency += latency_[idx];
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <fstream>
@@ -117,7 +118,14 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
   res.fitting = static_cast<int64_t>(candidates.size());
   CostModel cost(platform.spec(), platform.calibration());
   std::vector<SearchRow> rows;
-  for (const auto& c : candidates) {
+  auto last_shown = std::chrono::steady_clock::now();
+  double best = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    if (req.progress && std::chrono::steady_clock::now() - last_shown > std::chrono::milliseconds(500)) {
+      last_shown = std::chrono::steady_clock::now();
+      std::fprintf(stderr, "\r[tcsim] plan search: %zu/%zu plans simulated, best %.4g tokens/s\033[K", i, candidates.size(), best);
+    }
     wl::config::Workload w = session.workload;
     *w.mutable_plan() = c.plan;
     wl::Program program;
@@ -135,8 +143,10 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
     const Throughput tp = throughput(program, t.step_time, cost.peak(program.precision));
     r.mfu = tp.mfu;
     r.tokens_per_second = tp.tokens_per_second;
+    best = std::max(best, r.tokens_per_second);
     rows.push_back(std::move(r));
   }
+  if (req.progress) std::fprintf(stderr, "\r\033[K");
   res.evaluated = static_cast<int64_t>(rows.size());
   // Highest throughput first (the batch in tokens can differ between plans when the workload
   // fixes micro-batches per pipeline); enumeration order breaks ties, deterministically.
@@ -179,7 +189,7 @@ SearchResult search_plans(const SearchRequest& request) {
     }
   }
   if (!has_key(req.run.sets, "sim.fidelity")) req.run.sets.push_back("sim.fidelity=analytical");
-  req.run.progress = false;
+  req.run.progress = false;  // the search shows its own
 
   const auto t0 = std::chrono::steady_clock::now();
   const ordered_json j = ordered_json::parse(run_in_child([&] {
@@ -236,6 +246,8 @@ SearchResult search_plans(const SearchRequest& request) {
     for (const auto& s : req.run.sets)
       if (!workload_key(s) && s.rfind("sim.fidelity=", 0) != 0) run.sets.push_back(s);
     run.sets.push_back("sim.fidelity=flow");
+    run.progress = request.progress;
+    if (request.progress) std::fprintf(stderr, "[tcsim] plan search: verifying plan %d of %d with the flow fidelity\n", i + 1, request.verify);
     try {
       row.flow_step_time_s = simulate_in_child(run).step_time_s;
     } catch (...) {

@@ -29,6 +29,9 @@ struct SearchRequest {
   std::vector<int64_t> virtual_stages;
   int top = 10;                           ///< rows kept, best first
   int verify = 0;                         ///< best rows re-simulated with the flow fidelity
+  /// A progress line on stderr (plans done, best so far; the flow runs of --verify), at
+  /// most twice a second. The CLI asks for it when stderr is a terminal.
+  bool progress = false;
 };
 
 struct SearchRow {

@@ -1,6 +1,8 @@
 // `tcsim model list|show` and `tcsim plan check|enumerate|search`: model presets, their
 // parameter and FLOPs counts, plan validation with the memory breakdown, plan enumeration,
 // and the search for the fastest plan on a cluster.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -303,6 +305,7 @@ void register_model_commands(CLI::App& app) {
   se->add_option("--verify", so->req.verify, "re-simulate the best N with the flow fidelity")->capture_default_str();
   se->add_flag("--json", so->json, "print JSON instead of a table");
   se->callback([so] {
+    so->req.progress = isatty(STDERR_FILENO) != 0;
     const sim::SearchResult r = sim::search_plans(so->req);
     if (so->json) {
       std::printf("%s\n", sim::to_json(r).dump(2).c_str());

@@ -56,6 +56,9 @@ TEST(PlanSearch, RanksEveryFittingPlanAndAgreesWithRun) {
   auto again = run(std::string(kSearch) + "--top 200 --verify 1 --json");
   EXPECT_EQ(again.out, r.out);
   EXPECT_NE(r.err.find("plans simulated in"), std::string::npos) << r.err;
+  // No progress line when stderr is not a terminal (it is a pipe here).
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("verifying plan"), std::string::npos) << r.err;
 }
 
 TEST(PlanSearch, TableShowsTheTopRows) {

@@ -6,6 +6,7 @@
 #include <queue>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <tuple>
@@ -16,6 +17,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "sim/fabric_zone.hpp"
 
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
@@ -738,6 +740,12 @@ private:
     }
     chain->tasks_left = blocks.size();
     for (const auto& [key, ts] : blocks) {
+      if (!split) {
+        if (const LinkForm* lf = link_form(ph, ts)) {
+          launch_link_form(*lf, scale, chain);
+          continue;
+        }
+      }
       std::vector<sg::Host*> hosts;
       std::unordered_map<int, size_t> index;
       for (const Transfer* t : ts) {
@@ -756,6 +764,100 @@ private:
       ++trace_.activities;
       launch(exec, std::move(h));
     }
+  }
+
+  // ---- link form (in-memory fabrics) ----
+  // SimGrid routes every host pair of a parallel task three times (twice when it starts,
+  // once when its latency is paid) and adds each link of each route to the task's
+  // constraints with a linear search, so a task costs pairs x hops x links. On an in-memory
+  // fabric a phase can instead list one pair per link it crosses, between the link's two
+  // ends (switches are hosts there, sim/fabric_zone.hpp), carrying the bytes the phase puts
+  // on that link: the same load on every link, hence the same max-min shares. The latency
+  // SimGrid charges a task is its longest route's, so the phase's longest GPU-to-GPU route
+  // is added as one more pair of a vanishing size (1e-200 bytes, lost in any sum with a
+  // real load). S1's 64-rank all-to-all: 896 GPU pairs of 2 to 5 links each, or ~300 links.
+  struct LinkForm {
+    std::vector<sg::Host*> hosts;
+    std::vector<std::tuple<uint32_t, uint32_t, double>> entries;  // (from, to, bytes) by host position
+  };
+  static constexpr double kLatencyCarrier = 1e-200;
+
+  // The link form of a phase, built once per phase; nullptr when it would not have fewer
+  // pairs (or the platform cannot express it).
+  const LinkForm* link_form(const Phase& ph, const std::vector<const Transfer*>& ts) {
+    const FabricZone* fz = platform_.fabric();
+    if (fz == nullptr || !fz->link_form() || !options_.link_form) return nullptr;
+    auto [it, fresh] = link_forms_.try_emplace(&ph);
+    if (!fresh) return it->second ? &*it->second : nullptr;
+    if (lf_load_.empty()) {
+      lf_load_.assign(2 * fz->link_count(), 0.0);
+      lf_used_.assign(2 * fz->link_count(), 0);
+      lf_pos_.assign(fz->vertex_count(), -1);
+    }
+    std::vector<size_t> touched;
+    const Transfer* longest = nullptr;
+    double longest_lat = -1;
+    size_t pairs = 0;
+    for (const Transfer* t : ts) {
+      if (t->bytes <= 0) continue;  // SimGrid skips them too
+      ++pairs;
+      fz->hops(t->src, t->dst, lf_hops_);
+      double lat = 0;
+      for (const auto& h : lf_hops_) {
+        lat += fz->hop_latency(h);
+        const size_t id = 2 * static_cast<size_t>(h.link) + (h.up ? 0 : 1);
+        if (!lf_used_[id]) {
+          lf_used_[id] = 1;
+          touched.push_back(id);
+        }
+        lf_load_[id] += t->bytes;
+      }
+      if (lat > longest_lat) {
+        longest_lat = lat;
+        longest = t;
+      }
+    }
+    std::optional<LinkForm> form;
+    if (longest != nullptr && touched.size() + 1 < pairs) {
+      form.emplace();
+      std::sort(touched.begin(), touched.end());  // deterministic host order
+      std::vector<int> vertices;
+      auto pos = [&](int vertex) {
+        int& p = lf_pos_[static_cast<size_t>(vertex)];
+        if (p < 0) {
+          p = static_cast<int>(vertices.size());
+          vertices.push_back(vertex);
+          form->hosts.push_back(fz->vertex_host(vertex));
+        }
+        return static_cast<uint32_t>(p);
+      };
+      for (size_t id : touched) {
+        const auto [from, to] = fz->hop_ends(topology::Hop{static_cast<int>(id / 2), id % 2 == 0});
+        form->entries.emplace_back(pos(from), pos(to), lf_load_[id]);
+      }
+      form->entries.emplace_back(pos(longest->src), pos(longest->dst), kLatencyCarrier);
+      for (int v : vertices) lf_pos_[static_cast<size_t>(v)] = -1;
+    }
+    for (size_t id : touched) {
+      lf_load_[id] = 0;
+      lf_used_[id] = 0;
+    }
+    it->second = std::move(form);
+    return it->second ? &*it->second : nullptr;
+  }
+
+  void launch_link_form(const LinkForm& lf, double scale, const std::shared_ptr<Chain>& chain) {
+    const size_t k = lf.hosts.size();
+    std::vector<double> bytes(k * k, 0.0);
+    for (const auto& [from, to, b] : lf.entries) bytes[from * k + to] = b == kLatencyCarrier ? b : b * scale;
+    auto exec = sg::Exec::init()->set_hosts(lf.hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::PhaseTask;
+    h->chain = chain;
+    ++trace_.ptasks;
+    ++trace_.link_form_tasks;
+    ++trace_.activities;
+    launch(exec, std::move(h));
   }
 
   static bool same_phase(const Phase& a, const Phase& b) {
@@ -981,6 +1083,12 @@ private:
   std::vector<sg::ExecPtr> retired_;
   int depth_ = 0;
   std::unordered_map<uint64_t, double> latency_cache_;
+  // Link forms per phase (phases live in planned_, which keeps them), and scratch space.
+  std::unordered_map<const Phase*, std::optional<LinkForm>> link_forms_;
+  std::vector<double> lf_load_;
+  std::vector<char> lf_used_;
+  std::vector<int> lf_pos_;
+  std::vector<topology::Hop> lf_hops_;
   std::set<std::string> algorithms_;
   // Flow memoization.
   size_t net_users_ = 0;  // running chains and memo timers

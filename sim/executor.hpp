@@ -63,6 +63,7 @@ struct ExecutionTrace {
   /// Algorithms chosen, "type:name", sorted, each once.
   std::vector<std::string> algorithms_used;
   size_t ptasks = 0;       ///< SimGrid parallel tasks started
+  size_t link_form_tasks = 0;  ///< of which in link form (one host pair per link)
   size_t activities = 0;   ///< all SimGrid activities started (events, in analytical mode)
   size_t memo_hits = 0;     ///< flow: collectives and sends that ran as timers to the end
   size_t memo_replaced = 0; ///< flow: such timers turned back into transfers (traffic shared a link)
@@ -85,6 +86,11 @@ struct ExecutorOptions {
   /// one's measured duration. When other traffic needs one of its links, the timer turns
   /// back into real transfers for its remaining bytes (executor.cpp, before_real_traffic).
   bool memoize = true;
+  /// Flow fidelity on an in-memory fabric: a phase runs as one parallel task with one host
+  /// pair per link it crosses (switches are hosts there) instead of one pair per transfer,
+  /// when that has fewer pairs; same link loads and latency, much less SimGrid work
+  /// (executor.cpp, link form).
+  bool link_form = true;
   /// Called at most every progress_interval_s of wall time while the step runs.
   std::function<void(const Progress&)> progress;
   double progress_interval_s = 0.5;

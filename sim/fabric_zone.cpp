@@ -1,5 +1,8 @@
 #include "sim/fabric_zone.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include <simgrid/kernel/routing/NetPoint.hpp>
 
 namespace tcsim::sim {
@@ -27,6 +30,14 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     h->seal();
     hosts_.push_back(h);
   }
+  // Switch hosts, created after the GPUs: netpoint id = vertex id (GPUs first, then switches).
+  vertex_hosts_ = hosts_;
+  for (size_t v = hosts_.size(); v < c.vertex_names.size(); ++v) {
+    sg::Host* h = zone->create_host("switch-" + c.vertex_names[v], 1.0);
+    h->set_property("tcsim.role", "switch");
+    h->seal();
+    vertex_hosts_.push_back(h);
+  }
   for (const auto& l : c.links) {
     auto* sd = zone->create_split_duplex_link(l.name, l.bandwidth.value());
     sd->set_latency(l.latency.value());
@@ -36,6 +47,8 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     up_impl_.push_back(up_.back()->get_impl());
     down_impl_.push_back(down_.back()->get_impl());
     latency_.push_back(l.latency.value());
+    const auto key = (static_cast<uint64_t>(static_cast<uint32_t>(l.a)) << 32) | static_cast<uint32_t>(l.b);
+    if (!adjacent_.emplace(key, static_cast<int>(up_.size() - 1)).second) link_form_ = false;
     all_links_.emplace_back(sd->get_link_up(), l.kind);
     all_links_.emplace_back(sd->get_link_down(), l.kind);
   }
@@ -47,6 +60,20 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
                                  double* latency) {
   const auto s = static_cast<int>(src->id()), d = static_cast<int>(dst->id());
   if (s == d) return;
+  const int gpus = static_cast<int>(hosts_.size());
+  if (s >= gpus || d >= gpus) {
+    // A switch host: the one link between two adjacent vertices, no latency (the link form
+    // carries the phase's latency on one real GPU pair, sim/executor.cpp).
+    auto key = [](int a, int b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); };
+    if (auto it = adjacent_.find(key(s, d)); it != adjacent_.end()) {
+      into->link_list_.push_back(up_impl_[static_cast<size_t>(it->second)]);
+    } else if (it = adjacent_.find(key(d, s)); it != adjacent_.end()) {
+      into->link_list_.push_back(down_impl_[static_cast<size_t>(it->second)]);
+    } else {
+      throw std::logic_error("FabricZone: no link between vertices " + std::to_string(s) + " and " + std::to_string(d));
+    }
+    return;
+  }
   cluster_->route(s, d, scratch_);
   for (const auto& hop : scratch_) {
     auto idx = static_cast<size_t>(hop.link);

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -35,6 +36,28 @@ public:
   void route(int src, int dst, std::vector<simgrid::s4u::Link*>& into, double* latency);
 
   [[nodiscard]] const std::vector<simgrid::s4u::Host*>& hosts() const { return hosts_; }
+
+  // ---- Link form (flow fidelity) ----
+  // Every switch of the cluster is also a host (no GPU role, never computes), and the route
+  // between two adjacent vertices is their one link, without latency. A parallel task can
+  // then put any byte count on any link through one host pair per link: a collective
+  // phase whose transfers cross a few hundred links becomes a task of a few hundred pairs
+  // instead of thousands, with the same load on every link (the executor's link form).
+
+  /// Whether the link form is available: no two links join the same pair of vertices.
+  [[nodiscard]] bool link_form() const { return link_form_; }
+  /// The cluster's hops from GPU src to GPU dst (what get_local_route turns into links).
+  void hops(int src, int dst, std::vector<topology::Hop>& into) const { cluster_->route(src, dst, into); }
+  /// The host of a vertex (a GPU's host for ranks, a switch host otherwise).
+  [[nodiscard]] simgrid::s4u::Host* vertex_host(int vertex) const { return vertex_hosts_[static_cast<size_t>(vertex)]; }
+  /// The vertices a hop goes from and to.
+  [[nodiscard]] std::pair<int, int> hop_ends(const topology::Hop& h) const {
+    const auto& l = cluster_->links[static_cast<size_t>(h.link)];
+    return h.up ? std::make_pair(l.a, l.b) : std::make_pair(l.b, l.a);
+  }
+  [[nodiscard]] size_t link_count() const { return up_.size(); }
+  [[nodiscard]] size_t vertex_count() const { return vertex_hosts_.size(); }
+  [[nodiscard]] double hop_latency(const topology::Hop& h) const { return latency_[static_cast<size_t>(h.link)]; }
   /// Both directions of every link, with its kind.
   [[nodiscard]] const std::vector<std::pair<simgrid::s4u::Link*, topology::LinkKind>>& links() const { return all_links_; }
 
@@ -50,6 +73,9 @@ private:
   std::vector<double> latency_;                 // per cluster link
   std::vector<std::pair<simgrid::s4u::Link*, topology::LinkKind>> all_links_;
   std::vector<topology::Hop> scratch_;
+  std::vector<simgrid::s4u::Host*> vertex_hosts_;  // GPUs (= ranks), then switches
+  std::unordered_map<uint64_t, int> adjacent_;     // (lower vertex, upper vertex) -> link
+  bool link_form_ = true;
 };
 
 }  // namespace tcsim::sim

@@ -56,6 +56,8 @@ public:
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
   [[nodiscard]] simgrid::s4u::Host* timer_host() const { return timer_host_; }
+  /// The in-memory fabric (sim/fabric_zone.hpp), or nullptr for an XML platform.
+  [[nodiscard]] const FabricZone* fabric() const { return fabric_; }
 
 private:
   static Platform collect(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides,

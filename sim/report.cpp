@@ -114,7 +114,7 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   j["link_utilisation"] = util;
   j["algorithms"] = r.algorithms;
   j["inputs"] = r.inputs;
-  j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"activities", r.activities}};
+  j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"link_form_tasks", r.link_form_tasks}, {"activities", r.activities}};
   return j;
 }
 
@@ -236,6 +236,7 @@ RunResult from_json(const nlohmann::ordered_json& j) {
   r.inputs = j.at("inputs");
   r.ops = j.at("simulation").at("ops").get<size_t>();
   r.ptasks = j.at("simulation").at("parallel_tasks").get<size_t>();
+  r.link_form_tasks = j.at("simulation").value("link_form_tasks", size_t{0});
   r.activities = j.at("simulation").at("activities").get<size_t>();
   return r;
 }

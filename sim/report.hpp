@@ -42,6 +42,7 @@ struct RunResult {
   nlohmann::ordered_json inputs;  ///< resolved inputs: overrides, model, plan
   std::vector<std::string> algorithms;
   size_t ops = 0, ptasks = 0, activities = 0;
+  size_t link_form_tasks = 0;  ///< parallel tasks in link form (ExecutorOptions::link_form)
   /// Time to train, GPU hours, cost, energy and power (sim/energy.hpp).
   TrainingEstimate training;
   /// Average utilisation over the step per link tier ("nvlink", "nic", "fabric.leaf_uplink",

@@ -36,7 +36,7 @@ namespace sg = simgrid::s4u;
 using core::InputError;
 
 std::vector<std::string> sim_keys() {
-  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize", "sim.memory_check"};
+  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize", "sim.link_form", "sim.memory_check"};
   for (const auto& a : AlgorithmSelector::keys()) k.push_back(a);
   for (const auto& a : PowerModel::keys()) k.push_back(a);
   return k;
@@ -108,6 +108,7 @@ Session::Session(const RunRequest& req) {
   if (auto v = overrides.take("sim.sm_contention")) exec.sm_contention = parse_bool(*v, overrides.where("sim.sm_contention"));
   if (auto v = overrides.take("sim.fidelity")) exec.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
   if (auto v = overrides.take("sim.memoize")) exec.memoize = parse_bool(*v, overrides.where("sim.memoize"));
+  if (auto v = overrides.take("sim.link_form")) exec.link_form = parse_bool(*v, overrides.where("sim.link_form"));
   if (auto v = overrides.take("sim.memory_check")) memory_check = parse_bool(*v, overrides.where("sim.memory_check"));
   if (req.progress) exec.progress = print_progress;
   selector.configure(overrides);
@@ -198,6 +199,7 @@ RunResult simulate(const RunRequest& req) {
                                  platform.spec().tdp.value(), platform.spec().price_per_hour_usd, session.power, session.tokens);
   r.ops = program.op_count();
   r.ptasks = trace.ptasks;
+  r.link_form_tasks = trace.link_form_tasks;
   r.activities = trace.activities;
   r.inputs["overrides"] = req.sets;
   r.inputs["fidelity"] = to_string(exec_opts.fidelity);

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/cli/cli_test_util.hpp"
+
 TEST(BenchScale, SmallestScenariosReportEveryField) {
   auto out = std::filesystem::temp_directory_path() / ("tcsim-bench-" + std::to_string(getpid()) + ".json");
   std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S5-a2a-8,S5-ar-8,S5-ar-64 --json >" + out.string() + " 2>/dev/null";
@@ -66,4 +68,42 @@ TEST(BenchScale, UnknownScenarioIsAnError) {
   std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S9 >/dev/null 2>&1";
   int status = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+// The link form (sim.link_form, executor.cpp): a phase as one host pair per link it
+// crosses, switches being hosts of the in-memory fabric, instead of one pair per transfer.
+// Same load on every link and the same latency, so the same step to the last digit on
+// these runs (on DeepSeek-V3's S1, where thousands of tasks share links, sums in another
+// order move the step by about 1 ppm); XML platforms have no switch hosts and keep pairs.
+TEST(LinkForm, SameStepWithOnePairPerLink) {
+  const std::string dir = tcsim::clitest::tmp_dir();
+  auto step = [&](const std::string& args, size_t* link_form_tasks) {
+    auto r = tcsim::clitest::run_tcsim("run --workload moe-demo --set sim.memoize=false --json " + args, dir);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    if (r.code != 0) return 0.0;
+    auto j = nlohmann::json::parse(r.out);
+    *link_form_tasks = j["simulation"]["link_form_tasks"].get<size_t>();
+    return j["step_time_s"].get<double>();
+  };
+  for (const char* fabric : {"multi-plane-fat-tree", "nvl72", "clos3"}) {
+    size_t on_tasks = 0, off_tasks = 0;
+    const std::string cluster = std::string("--gpu H800 --nodes 18 --fabric ") + fabric;
+    const double on = step(cluster, &on_tasks);
+    const double off = step(cluster + " --set sim.link_form=false", &off_tasks);
+    EXPECT_GT(on, 0.0);
+    EXPECT_NEAR(on, off, 1e-12 * off) << fabric;
+    EXPECT_GT(on_tasks, 100u) << fabric;  // most all-to-all phases (moe-demo: 864 of 1,148 tasks)
+    EXPECT_EQ(off_tasks, 0u) << fabric;
+  }
+  // An XML platform: no switch hosts, so no link form.
+  auto gen = tcsim::clitest::run_tcsim("topo gen --gpu H800 --nodes 2 -o " + dir + "/p.xml", dir);
+  ASSERT_EQ(gen.code, 0) << gen.err;
+  size_t xml_tasks = 1;
+  EXPECT_GT(step("--platform " + dir + "/p.xml", &xml_tasks), 0.0);
+  EXPECT_EQ(xml_tasks, 0u);
+  // A bad value names the key and what is valid.
+  auto bad = tcsim::clitest::run_tcsim("run --workload moe-demo --gpu H800 --nodes 1 --set sim.link_form=maybe", dir);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("sim.link_form"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("true or false"), std::string::npos) << bad.err;
 }

@@ -1,5 +1,6 @@
 #include "sim/fabric_zone.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -47,10 +48,17 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     up_impl_.push_back(up_.back()->get_impl());
     down_impl_.push_back(down_.back()->get_impl());
     latency_.push_back(l.latency.value());
-    const auto key = (static_cast<uint64_t>(static_cast<uint32_t>(l.a)) << 32) | static_cast<uint32_t>(l.b);
-    if (!adjacent_.emplace(key, static_cast<int>(up_.size() - 1)).second) link_form_ = false;
+    const int idx = static_cast<int>(up_.size() - 1);
+    adjacent_.resize(vertex_hosts_.size());
+    adjacent_[static_cast<size_t>(l.a)].emplace_back(l.b, 2 * idx);      // a -> b: up
+    adjacent_[static_cast<size_t>(l.b)].emplace_back(l.a, 2 * idx + 1);  // b -> a: down
     all_links_.emplace_back(sd->get_link_up(), l.kind);
     all_links_.emplace_back(sd->get_link_down(), l.kind);
+  }
+  for (auto& neighbours : adjacent_) {
+    std::sort(neighbours.begin(), neighbours.end());
+    // Two links between the same vertices: a pair of hosts could not name one of them.
+    for (size_t i = 1; i < neighbours.size(); ++i) link_form_ = link_form_ && neighbours[i].first != neighbours[i - 1].first;
   }
   zone->seal();
 }
@@ -64,14 +72,13 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   if (s >= gpus || d >= gpus) {
     // A switch host: the one link between two adjacent vertices, no latency (the link form
     // carries the phase's latency on one real GPU pair, sim/executor.cpp).
-    auto key = [](int a, int b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); };
-    if (auto it = adjacent_.find(key(s, d)); it != adjacent_.end()) {
-      into->link_list_.push_back(up_impl_[static_cast<size_t>(it->second)]);
-    } else if (it = adjacent_.find(key(d, s)); it != adjacent_.end()) {
-      into->link_list_.push_back(down_impl_[static_cast<size_t>(it->second)]);
-    } else {
+    const auto& from = adjacent_[static_cast<size_t>(s)];
+    auto it = std::lower_bound(from.begin(), from.end(), std::make_pair(d, -1));
+    if (it == from.end() || it->first != d) {
       throw std::logic_error("FabricZone: no link between vertices " + std::to_string(s) + " and " + std::to_string(d));
     }
+    const auto idx = static_cast<size_t>(it->second / 2);
+    into->link_list_.push_back(it->second % 2 == 0 ? up_impl_[idx] : down_impl_[idx]);
     return;
   }
   cluster_->route(s, d, scratch_);

@@ -10,7 +10,6 @@
 
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -74,7 +73,9 @@ private:
   std::vector<std::pair<simgrid::s4u::Link*, topology::LinkKind>> all_links_;
   std::vector<topology::Hop> scratch_;
   std::vector<simgrid::s4u::Host*> vertex_hosts_;  // GPUs (= ranks), then switches
-  std::unordered_map<uint64_t, int> adjacent_;     // (lower vertex, upper vertex) -> link
+  // Per vertex, its neighbours and the link to each as (neighbour, 2 x link + (0 up, 1 down)),
+  // sorted: a GPU has two, a switch tens (a hash map here was 6% of S1's flow time).
+  std::vector<std::vector<std::pair<int, int>>> adjacent_;
   bool link_form_ = true;
 };
 

@@ -740,7 +740,9 @@ private:
     }
     chain->tasks_left = blocks.size();
     for (const auto& [key, ts] : blocks) {
-      if (!split) {
+      // Collective phases only: they live as long as the run (planned_), so their address
+      // keys the cache; a send's phase is freed with its chain and has a pair per link anyway.
+      if (!split && chain->instance) {
         if (const LinkForm* lf = link_form(ph, ts)) {
           launch_link_form(*lf, scale, chain);
           continue;

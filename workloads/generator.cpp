@@ -213,7 +213,9 @@ private:
 
   // ------------------------------------------------------------------ op helpers
   uint32_t label(const std::string& s) {
-    auto [it, fresh] = labels_.emplace(s, static_cast<uint32_t>(p_.labels.size()));
+    // try_emplace looks the name up first; emplace built a node (a copy of the name) for
+    // every op and freed it again when the name was known, as it nearly always is.
+    auto [it, fresh] = labels_.try_emplace(s, static_cast<uint32_t>(p_.labels.size()));
     if (fresh) p_.labels.push_back(s);
     return it->second;
   }

@@ -3,7 +3,7 @@
 // On the project's VM (a paravirtualised guest) the first write to each 4 KiB page costs
 // about 10 us, most of it the trap into the kernel and back rather than zeroing the page.
 // madvise(MADV_POPULATE_WRITE) (Linux 5.14) maps a whole range in one call: 16 arrays of
-// 600 KiB took 30-65 ms touched page by page and 17-35 ms pre-faulted on this VM
+// 600 KiB took 30-65 ms touched page by page and 17-40 ms pre-faulted on this VM
 // (docs/PERFORMANCE.md). It does what the writes would do anyway, only sooner, so call it
 // only on memory that will be written soon. A hint: where the kernel lacks it, nothing
 // happens.

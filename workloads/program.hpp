@@ -206,8 +206,8 @@ private:
 /// CollectiveOp and P2POp: code that sets `kind = Collective` and only some of `coll`'s
 /// fields gets the defaults in the others, as when the parts were separate members.
 struct Op {
-  // Spelt out: GCC 12 deletes the implicit one of a class with an anonymous union whose
-  // members have default member initialisers, even when one variant member has one.
+  // Spelt out: GCC 12 deletes the implicit default constructor here (the union's members
+  // have non-trivial ones, from their default member initialisers), even with `compute{}`.
   Op() noexcept : compute() {}
 
   OpKind kind = OpKind::Compute;

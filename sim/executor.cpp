@@ -390,7 +390,7 @@ private:
   // by address, so that every map keyed by CollKey iterates the same way in every run.
   CollKey key_of(const workloads::CollectiveOp& c) {
     uint32_t matrix = 0;
-    if (c.matrix) matrix = matrix_ids_.try_emplace(c.matrix.get(), static_cast<uint32_t>(matrix_ids_.size() + 1)).first->second;
+    if (c.matrix) matrix = matrix_ids_.try_emplace(c.matrix, static_cast<uint32_t>(matrix_ids_.size() + 1)).first->second;
     return CollKey{c.comm, static_cast<int>(c.type), c.bytes, matrix, c.max_nodes};
   }
 
@@ -1098,7 +1098,7 @@ private:
   std::vector<Timed> timed_;
   std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
   std::map<CollKey, double> memo_;
-  std::unordered_map<const void*, uint32_t> matrix_ids_;
+  std::unordered_map<const std::vector<double>*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;
   // Closed forms and link accounting.
   std::map<CollKey, Evaluation> evaluations_;

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/prefault.hpp"
 #include "workloads/model.hpp"
 #include "workloads/multimodal.hpp"
 #include "workloads/plan.hpp"
@@ -212,7 +213,9 @@ private:
 
   // ------------------------------------------------------------------ op helpers
   uint32_t label(const std::string& s) {
-    auto [it, fresh] = labels_.emplace(s, static_cast<uint32_t>(p_.labels.size()));
+    // try_emplace looks the name up first; emplace built a node (a copy of the name) for
+    // every op and freed it again when the name was known, as it nearly always is.
+    auto [it, fresh] = labels_.try_emplace(s, static_cast<uint32_t>(p_.labels.size()));
     if (fresh) p_.labels.push_back(s);
     return it->second;
   }
@@ -464,7 +467,8 @@ private:
     const double to_experts_b = prec_ == Precision::FP8 ? 1 : 2;
     const double a2a_to_experts = T * d(f.top_k) * h * to_experts_b, a2a_from_experts = T * d(f.top_k) * h * 2;
     double load = 1;  // this lane's expert work relative to balanced
-    std::shared_ptr<const std::vector<double>> m_first, m_second;
+    const std::vector<double>* m_first = nullptr;
+    const std::vector<double>* m_second = nullptr;
     if (skew_ && static_cast<size_t>(l) < rank_share_.size() && !rank_share_[static_cast<size_t>(l)].empty()) {
       const auto& share = rank_share_[static_cast<size_t>(l)];
       load = d(ep_) * share[static_cast<size_t>(info_[lane].e)];
@@ -472,7 +476,7 @@ private:
       m_first = matrix(l, a2a_to_experts, true);
       m_second = matrix(l, a2a_from_experts, false);
     }
-    auto a2a = [&](const std::string& n, double bytes, const std::shared_ptr<const std::vector<double>>& mat) {
+    auto a2a = [&](const std::string& n, double bytes, const std::vector<double>* mat) {
       Op op = coll_op(L + n, CollectiveType::AllToAll, kEp, lane, bytes, Stream::EpComm, CommCategory::EpAllToAll);
       op.coll.matrix = mat;
       op.coll.max_nodes = static_cast<uint32_t>(std::max<int64_t>(0, m_.moe().max_nodes_per_token()));
@@ -500,17 +504,18 @@ private:
 
   // Uneven all-to-all: bytes from member i to member j = per-rank bytes x share_j
   // (to_experts) or x share_i (back from the experts). Cached per (layer, bytes, direction).
-  std::shared_ptr<const std::vector<double>> matrix(int64_t l, double bytes, bool to_experts) {
+  const std::vector<double>* matrix(int64_t l, double bytes, bool to_experts) {
     auto key = std::make_tuple(l, bytes, to_experts);
     auto it = matrices_.find(key);
     if (it != matrices_.end()) return it->second;
     const auto& share = rank_share_[static_cast<size_t>(l)];
     const size_t n = share.size();
-    auto mat = std::make_shared<std::vector<double>>(n * n, 0.0);
+    std::vector<double> mat(n * n, 0.0);
     for (size_t i = 0; i < n; ++i)
-      for (size_t j = 0; j < n; ++j) (*mat)[i * n + j] = bytes * (to_experts ? share[j] : share[i]);
-    matrices_.emplace(key, mat);
-    return mat;
+      for (size_t j = 0; j < n; ++j) mat[i * n + j] = bytes * (to_experts ? share[j] : share[i]);
+    const auto* kept = p_.add_matrix(std::move(mat));
+    matrices_.emplace(key, kept);
+    return kept;
   }
 
   // Backward of layer l: B (input grads), W (weight grads) or BW (both).
@@ -723,8 +728,10 @@ private:
     const int64_t P = sched_.positions;
     auto& ops = p_.lanes[lane].ops;
     // Lanes are alike: reserving what the previous one took saves the vector's regrowth (and
-    // the page faults of its copies; S1 has 123k ops of 144 bytes).
+    // the page faults of its copies; S1 has 123k ops of 80 bytes). The reservation is fresh
+    // memory that the lane fills, so it is mapped in one call rather than page by page.
     ops.reserve(ops_hint_);
+    core::prefault_for_write(ops.data(), ops.capacity() * sizeof(Op));
     grads_.clear();
     // Done times of every (mb, pos) F and backward, from the schedule's list simulation.
     std::vector<double> fend(static_cast<size_t>(mbs_ * P)), bend(static_cast<size_t>(mbs_ * P));
@@ -1020,7 +1027,7 @@ private:
   ScheduleTiming timing_;
   std::vector<MicroBatchImages> images_;
   std::vector<std::vector<double>> rank_share_;
-  std::map<std::tuple<int64_t, double, bool>, std::shared_ptr<const std::vector<double>>> matrices_;
+  std::map<std::tuple<int64_t, double, bool>, const std::vector<double>*> matrices_;  // into p_.matrices
   std::unique_ptr<RankLayout> layout_;
   std::vector<LaneInfo> info_;
   std::vector<uint32_t> lane_of_rank_;

@@ -83,6 +83,11 @@ uint32_t Program::label(const std::string& name) {
   return static_cast<uint32_t>(labels.size() - 1);
 }
 
+const std::vector<double>* Program::add_matrix(std::vector<double> m) {
+  matrices.push_back(std::make_shared<const std::vector<double>>(std::move(m)));
+  return matrices.back().get();
+}
+
 size_t Program::op_count() const {
   size_t n = 0;
   for (const auto& l : lanes) n += l.ops.size();

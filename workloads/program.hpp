@@ -15,8 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace tcsim::workloads {
@@ -76,8 +78,10 @@ struct CollectiveOp {
   /// sent by one rank (split evenly unless `matrix` is set).
   double bytes = 0;
   /// Optional uneven all-to-all: bytes from group member i to member j, row-major
-  /// (group_size^2), identical for every group of the communicator.
-  std::shared_ptr<const std::vector<double>> matrix;
+  /// (group_size^2), identical for every group of the communicator. Not owned: it points
+  /// into Program::matrices (Program::add_matrix), which the program and its copies share.
+  /// A plain pointer keeps the op trivially copyable (see Op).
+  const std::vector<double>* matrix = nullptr;
   /// Node-limited routing: at most this many distinct nodes per sender (0 = no limit).
   uint32_t max_nodes = 0;
 };
@@ -191,16 +195,41 @@ private:
   } u_{};
 };
 
+/// One op of a lane. Only the part that `kind` names is meaningful: `compute` for Compute
+/// and Memory, `coll` for Collective, `p2p` for Send and Recv; readers check `kind` first.
+/// The three parts share their storage (an anonymous union): side by side they made an op
+/// 144 bytes, and S1's 123,440 ops are generated, copied and read on every run, where the
+/// first touch of each page costs more than the work on it (docs/PERFORMANCE.md); now 80.
+///
+/// A default op is a compute op, and because ComputeOp's defaults are zero bits wherever
+/// CollectiveOp and P2POp have fields (static_asserts below), it also reads as a default
+/// CollectiveOp and P2POp: code that sets `kind = Collective` and only some of `coll`'s
+/// fields gets the defaults in the others, as when the parts were separate members.
 struct Op {
+  // Spelt out: GCC 12 deletes the implicit default constructor here (the union's members
+  // have non-trivial ones, from their default member initialisers), even with `compute{}`.
+  Op() noexcept : compute() {}
+
   OpKind kind = OpKind::Compute;
   Stream stream = Stream::Compute;
   CommCategory category = CommCategory::Other;  ///< for communication ops
   uint32_t label = 0;                            ///< index into Program::labels
   Deps deps;                                     ///< ops of the same lane that must finish first
-  ComputeOp compute;
-  CollectiveOp coll;
-  P2POp p2p;
+  union {
+    ComputeOp compute;
+    CollectiveOp coll;
+    P2POp p2p;
+  };
 };
+
+// The union needs trivially copyable parts (an op is copied and moved as bytes), and the
+// default compute part must leave every field of the other two at its default, i.e. zero.
+static_assert(std::is_trivially_copyable_v<ComputeOp> && std::is_trivially_copyable_v<CollectiveOp> &&
+              std::is_trivially_copyable_v<P2POp>);
+static_assert(std::numeric_limits<double>::is_iec559, "0.0 must be all zero bits");
+static_assert(offsetof(ComputeOp, fixed_seconds) >= sizeof(CollectiveOp) && offsetof(ComputeOp, fixed_seconds) >= sizeof(P2POp),
+              "the collective and p2p parts must overlap only zero-initialised compute fields (flops, hbm_bytes, m, n, k)");
+static_assert(sizeof(Op) <= 80, "an op grew: S1 holds 123,440 of them");
 
 /// Groups of physical ranks that run one collective together. All groups of a
 /// communicator execute each of its collectives concurrently (they are replicas).
@@ -219,6 +248,10 @@ struct Program {
   std::vector<Lane> lanes;
   std::vector<Communicator> comms;
   std::vector<std::string> labels;  ///< op names, shared
+  /// Uneven all-to-all matrices that ops point to (CollectiveOp::matrix). Each is held by
+  /// shared_ptr so that it stays put when the program moves and a copy of the program
+  /// keeps its ops' pointers valid.
+  std::vector<std::shared_ptr<const std::vector<double>>> matrices;
 
   // What the step achieves, for throughput and MFU.
   double tokens_per_step = 0;        ///< tokens processed by the whole job per step
@@ -232,6 +265,8 @@ struct Program {
 
   /// Interns a label and returns its index.
   uint32_t label(const std::string& name);
+  /// Keeps an uneven all-to-all matrix for CollectiveOp::matrix and returns it.
+  const std::vector<double>* add_matrix(std::vector<double> m);
   /// Total number of ops over all lanes.
   [[nodiscard]] size_t op_count() const;
 };

@@ -31,7 +31,7 @@ Program folded_program() {
   p.lanes.resize(2);
   p.lanes[0].ranks = {0, 1};
   p.lanes[1].ranks = {2, 3};
-  auto matrix = std::make_shared<const std::vector<double>>(std::vector<double>{0, 4194304, 4194304, 0});
+  const auto* matrix = p.add_matrix({0, 4194304, 4194304, 0});
   auto add = [&](int lane, Op op, const std::string& label) {
     op.label = p.label(label);
     p.lanes[lane].ops.push_back(std::move(op));

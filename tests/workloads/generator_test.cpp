@@ -145,9 +145,12 @@ TEST(Generator, RoutingSkewIsSeededAndUnfoldsEpRanks) {
   std::set<double> expert_flops;
   for (size_t l = 0; l < a.lanes.size(); ++l) {
     ASSERT_EQ(a.lanes[l].ops.size(), b.lanes[l].ops.size());
-    for (size_t i = 0; i < a.lanes[l].ops.size(); ++i) EXPECT_EQ(a.lanes[l].ops[i].compute.flops, b.lanes[l].ops[i].compute.flops);
+    for (size_t i = 0; i < a.lanes[l].ops.size(); ++i) {
+      ASSERT_EQ(a.lanes[l].ops[i].kind, b.lanes[l].ops[i].kind);
+      if (a.lanes[l].ops[i].kind == OpKind::Compute) EXPECT_EQ(a.lanes[l].ops[i].compute.flops, b.lanes[l].ops[i].compute.flops);
+    }
     for (const auto& op : a.lanes[l].ops)
-      if (op.compute.cls == ComputeClass::ExpertGemm) expert_flops.insert(op.compute.flops);
+      if (op.kind == OpKind::Compute && op.compute.cls == ComputeClass::ExpertGemm) expert_flops.insert(op.compute.flops);
   }
   EXPECT_GT(expert_flops.size(), 8u);  // uneven work per rank
   // Dispatch matrices: rows sum to the rank's dispatch bytes.
@@ -165,7 +168,11 @@ TEST(Generator, RoutingSkewIsSeededAndUnfoldsEpRanks) {
   bool differs = false;
   for (size_t l = 0; l < a.lanes.size() && !differs; ++l)
     for (size_t i = 0; i < a.lanes[l].ops.size(); ++i)
-      if (a.lanes[l].ops[i].compute.flops != c.lanes[l].ops[i].compute.flops) { differs = true; break; }
+      if (const Op &x = a.lanes[l].ops[i], &y = c.lanes[l].ops[i];
+          x.kind != y.kind || (x.kind == OpKind::Compute && x.compute.flops != y.compute.flops)) {
+        differs = true;
+        break;
+      }
   EXPECT_TRUE(differs);
   // Unfolded, the same structure per rank.
   Program u = generate(w, 16, GeneratorOptions{false});
@@ -524,6 +531,7 @@ TEST(Generator, PipelineSendsScatterOverTpAndGatherOnReceipt) {
       if (ops[i].kind == OpKind::Recv) {
         ASSERT_LT(i + 1, ops.size());
         const Op& g = ops[i + 1];
+        ASSERT_EQ(g.kind, OpKind::Collective);
         EXPECT_EQ(g.coll.type, CollectiveType::AllGather);
         EXPECT_EQ(g.category, CommCategory::TpAllGather);
         EXPECT_DOUBLE_EQ(g.coll.bytes, whole);

@@ -178,12 +178,12 @@ Program read_chakra(const std::string& prefix) {
           op.coll.bytes = static_cast<double>(cn.bytes);
           op.coll.max_nodes = static_cast<uint32_t>(int_attr(n, kMaxNodes, where).value_or(0));
           if (const auto* m = find_attr(n, kMatrix); m && m->has_double_list()) {
-            auto mat = std::make_shared<std::vector<double>>(m->double_list().values().begin(), m->double_list().values().end());
+            std::vector<double> mat(m->double_list().values().begin(), m->double_list().values().end());
             size_t g = prog.comms[op.coll.comm].groups.front().size();
-            if (mat->size() != g * g)
-              throw InputError(where, std::string(kMatrix) + " has " + std::to_string(mat->size()) +
+            if (mat.size() != g * g)
+              throw InputError(where, std::string(kMatrix) + " has " + std::to_string(mat.size()) +
                                           " values, expected group size squared (" + std::to_string(g * g) + ")");
-            op.coll.matrix = std::move(mat);
+            op.coll.matrix = prog.add_matrix(std::move(mat));
           }
           break;
         }

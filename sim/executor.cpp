@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "sim/closed_form.hpp"
 
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
@@ -69,7 +70,7 @@ struct Instance {
   // Flow shortcuts (see Engine::start_collective).
   bool clean = false;     // started on an idle network and nothing else has started since
   double t0 = 0;          // when its transfers started
-  const struct Evaluation* links = nullptr;  // its links, while its transfers are real
+  const Evaluation* links = nullptr;  // its links, while its transfers are real
 };
 
 // One message of a send: its transfer may arrive before the receive is issued.
@@ -89,7 +90,7 @@ struct Chain {
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
   size_t tasks_left = 0;   // parallel tasks of the current phase still running
   bool counted = false;    // holds the network busy (Engine::net_users_)
-  const struct Evaluation* links = nullptr;  // a send's links, while its transfer is real
+  const Evaluation* links = nullptr;  // a send's links, while its transfer is real
 };
 
 struct Handle {
@@ -102,21 +103,12 @@ struct Handle {
   double alarm_time = 0;                  // Alarm: the queue time it wakes the executor for
 };
 
-// Closed-form timing of collectives and sends over the platform's routes, and the bytes
-// they put on each link.
-struct Evaluation {
-  double duration = 0;
-  std::string algorithm;  // "type:name" of the first group, empty for sends
-  std::vector<std::pair<sg::Link*, double>> link_bytes;
-  bool groups_disjoint = true;  // no link carries traffic of two groups
-};
-
 class Engine {
 public:
   Engine(const Platform& platform, const Program& program, const CostModel& cost, const AlgorithmSelector& selector,
          const ExecutorOptions& options)
       : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options),
-        analytical_(options.fidelity == Fidelity::Analytical) {}
+        analytical_(options.fidelity == Fidelity::Analytical), closed_(platform) {}
 
   ExecutionTrace run() {
     if (program_.world_size > platform_.size()) {
@@ -651,11 +643,7 @@ private:
     const Evaluation* ev = nullptr;
     if (analytical_ || options_.memoize) {
       auto it = memo;
-      if (it == p2p_memo_.end()) {
-        Evaluation e;
-        e.duration = phase_closed_form(p, e.link_bytes);
-        it = p2p_memo_.emplace(key, std::move(e)).first;
-      }
+      if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed_.send(p)).first;
       ev = &it->second;
     }
     if (analytical_) {
@@ -816,37 +804,9 @@ private:
     }
   }
 
-  // ---- closed forms (analytical fidelity, and link accounting in both) ----
+  // ---- plans and closed forms (sim/closed_form.hpp; analytical fidelity, flow shortcuts
+  // and link accounting) ----
 
-  // One phase over the platform's routes, as one L07 parallel task on an otherwise idle
-  // network takes it: the largest route latency, then the most loaded link's bytes over
-  // its bandwidth (a FATPIPE link limits each flow, not their sum); times the repeat.
-  // Adds the bytes each link carries (all repeats) to `carried`.
-  double phase_closed_form(const Phase& ph, std::vector<std::pair<sg::Link*, double>>& carried) {
-    std::unordered_map<sg::Link*, double> load;
-    std::vector<sg::Link*> route;
-    double latency = 0;
-    for (const auto& t : ph.transfers) {
-      route.clear();
-      double lat = 0;
-      platform_.route(t.src, t.dst, route, &lat);
-      latency = std::max(latency, lat);
-      for (sg::Link* l : route) {
-        double& b = load[l];
-        b = l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE ? std::max(b, t.bytes) : b + t.bytes;
-      }
-    }
-    double transfer = 0;
-    const double reps = static_cast<double>(ph.repeat);
-    for (const auto& [l, b] : load) {
-      transfer = std::max(transfer, b * ph.byte_scale / l->get_bandwidth());
-      carried.emplace_back(l, b * ph.byte_scale * reps);
-    }
-    return reps * (latency + transfer);
-  }
-
-  // A collective on an idle network: every group's chain of phases, the slowest group
-  // sets the time. Computed once per key.
   // The phases of a collective, per group of two or more ranks (possibly empty), and the
   // algorithm of the first group with transfers. They depend only on the key (groups, type,
   // size, routing). Flow keeps them for the instances to come; analytical evaluates each
@@ -875,28 +835,10 @@ private:
   const Evaluation& evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
     auto it = evaluations_.find(key);
     if (it != evaluations_.end()) return it->second;
-    Evaluation ev;
-    std::unordered_map<sg::Link*, size_t> owner;  // link -> first group that uses it
+    // Flow keeps the phases for the instances to come; analytical evaluates each key once.
     Planned dropped;
     const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
-    ev.algorithm = planned.algorithm;
-    size_t gi = 0;
-    for (const auto& phases : planned.groups) {
-      ++gi;
-      if (phases->empty()) continue;
-      double chain = 0;
-      const size_t first = ev.link_bytes.size();
-      for (const auto& ph : *phases) chain += phase_closed_form(ph, ev.link_bytes);
-      for (size_t e = first; e < ev.link_bytes.size(); ++e) {
-        auto [it, fresh] = owner.emplace(ev.link_bytes[e].first, gi);
-        if (!fresh && it->second != gi) ev.groups_disjoint = false;
-      }
-      ev.duration = std::max(ev.duration, chain);
-    }
-    // Merge the per-phase entries per link.
-    std::map<sg::Link*, double> merged;
-    for (const auto& [l, b] : ev.link_bytes) merged[l] += b;
-    ev.link_bytes.assign(merged.begin(), merged.end());
+    Evaluation ev = closed_.collective(planned.groups, planned.algorithm);
     return evaluations_.emplace(key, std::move(ev)).first->second;
   }
 
@@ -909,11 +851,8 @@ private:
     }
     for (const auto& [key, n] : p2p_uses_) {
       auto it = p2p_memo_.find(key);
-      if (it == p2p_memo_.end()) {
-        Evaluation ev;
-        ev.duration = phase_closed_form(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)), ev.link_bytes);
-        it = p2p_memo_.emplace(key, std::move(ev)).first;
-      }
+      if (it == p2p_memo_.end())
+        it = p2p_memo_.emplace(key, closed_.send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
       for (const auto& [l, b] : it->second.link_bytes) total[l] += b * static_cast<double>(n);
     }
     // By link name: the platform's links are in name order already.
@@ -991,6 +930,7 @@ private:
   std::unordered_map<const void*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;
   // Closed forms and link accounting.
+  ClosedForm closed_;
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
   std::map<CollKey, std::pair<size_t, const workloads::CollectiveOp*>> uses_;

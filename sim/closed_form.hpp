@@ -8,12 +8,11 @@
 // it for communication alone on its links (exact there) and for link accounting.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <simgrid/s4u.hpp>
 
 #include "sim/collectives.hpp"
 #include "sim/platform.hpp"
@@ -24,19 +23,17 @@ namespace tcsim::sim {
 struct Evaluation {
   double duration = 0;
   std::string algorithm;  ///< "type:name" of the first group, empty for sends
-  /// Bytes per link (all phases and repeats, byte_scale included), each link once.
-  std::vector<std::pair<simgrid::s4u::Link*, double>> link_bytes;
+  /// Bytes per link id (Platform::all_links() position), all phases and repeats,
+  /// byte_scale included; each link once, in no particular order.
+  std::vector<std::pair<uint32_t, double>> link_bytes;
   bool groups_disjoint = true;  ///< no link carries traffic of two groups
 };
 
-/// Closed forms over one platform's routes.
+/// Closed forms over one platform's routes. Per-link state lives in arrays indexed by link
+/// id, not in maps keyed by link: a 1,024-rank all-to-all routes about a million pairs.
 class ClosedForm {
 public:
-  explicit ClosedForm(const Platform& platform) : platform_(platform) {}
-
-  /// One phase: its duration, and the bytes each link carries (all repeats) appended to
-  /// `carried` (one entry per link of the phase).
-  double phase(const Phase& ph, std::vector<std::pair<simgrid::s4u::Link*, double>>& carried);
+  explicit ClosedForm(const Platform& platform);
 
   /// A collective: every group's chain of phases, the slowest group sets the time.
   /// `groups` holds the phases per group (empty for groups without transfers), as
@@ -48,7 +45,25 @@ public:
   Evaluation send(const Phase& ph);
 
 private:
+  // One phase of group `group` (1-based): adds the bytes it puts on each link (all repeats)
+  // to the evaluation being built; returns its duration.
+  double phase(const Phase& ph, uint32_t group, Evaluation& ev);
+  // Moves the evaluation's per-link bytes into ev.link_bytes and clears them.
+  void collect(Evaluation& ev);
+
   const Platform& platform_;
+  std::vector<double> bandwidth_;  // per link id
+  std::vector<char> fatpipe_;      // per link id: limits each flow, not their sum
+  // Scratch, cleared after each use: the current phase's load per link and the links it
+  // touched; the evaluation's bytes per link, the group that first used each link (0: none)
+  // and the links it touched; one route.
+  std::vector<double> load_;
+  std::vector<char> in_phase_;
+  std::vector<uint32_t> phase_links_;
+  std::vector<double> bytes_;
+  std::vector<uint32_t> owner_;
+  std::vector<uint32_t> ev_links_;
+  std::vector<uint32_t> route_;
 };
 
 }  // namespace tcsim::sim

@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -482,7 +481,7 @@ private:
     const Evaluation* ev = nullptr;
   };
 
-  static void occupy(std::unordered_map<sg::Link*, int>& used, const Evaluation& ev, int delta) {
+  static void occupy(std::unordered_map<uint32_t, int>& used, const Evaluation& ev, int delta) {
     for (const auto& [l, b] : ev.link_bytes) {
       int& c = used[l];
       c += delta;
@@ -490,7 +489,7 @@ private:
     }
   }
 
-  static bool touches(const Evaluation& ev, const std::unordered_map<sg::Link*, int>& used) {
+  static bool touches(const Evaluation& ev, const std::unordered_map<uint32_t, int>& used) {
     if (used.empty()) return false;
     for (const auto& [l, b] : ev.link_bytes)
       if (used.count(l) != 0) return true;
@@ -526,7 +525,7 @@ private:
     for (auto& i : clean_) i->clean = false;
     clean_.clear();
     if (timed_.empty()) return;
-    std::unordered_set<sg::Link*> mine;
+    std::unordered_set<uint32_t> mine;
     if (ev != nullptr)
       for (const auto& [l, b] : ev->link_bytes) mine.insert(l);
     std::vector<Timed> hit;
@@ -844,25 +843,29 @@ private:
 
   // Bytes per link over the step: each distinct collective and send, times its uses.
   void account_links() {
-    std::map<sg::Link*, double> total;
+    const auto& links = platform_.all_links();
+    std::vector<double> total(links.size(), 0.0);
+    std::vector<char> used(links.size(), 0);  // a link may carry 0 bytes and still be listed
+    auto add = [&](const Evaluation& ev, size_t uses) {
+      for (const auto& [id, b] : ev.link_bytes) {
+        total[id] += b * static_cast<double>(uses);
+        used[id] = 1;
+      }
+    };
     for (const auto& [key, use] : uses_) {
       if (use.second == nullptr) continue;
-      for (const auto& [l, b] : evaluate(key, *use.second).link_bytes) total[l] += b * static_cast<double>(use.first);
+      add(evaluate(key, *use.second), use.first);
     }
     for (const auto& [key, n] : p2p_uses_) {
       auto it = p2p_memo_.find(key);
       if (it == p2p_memo_.end())
         it = p2p_memo_.emplace(key, closed_.send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
-      for (const auto& [l, b] : it->second.link_bytes) total[l] += b * static_cast<double>(n);
+      add(it->second, n);
     }
-    // By link name: the platform's links are in name order already.
+    // By link name: link ids are positions in the platform's name order.
     trace_.link_bytes.clear();
-    trace_.link_bytes.reserve(total.size());
-    for (sg::Link* l : platform_.all_links()) {
-      auto it = total.find(l);
-      if (it != total.end()) trace_.link_bytes.push_back(*it);
-    }
-    if (trace_.link_bytes.size() != total.size()) throw std::logic_error("executor: a route uses a link the platform does not list");
+    for (uint32_t id = 0; id < links.size(); ++id)
+      if (used[id] != 0) trace_.link_bytes.emplace_back(links[id], total[id]);
   }
 
   void check_finished() {
@@ -925,7 +928,7 @@ private:
   size_t net_users_ = 0;  // running chains and memo timers
   std::vector<std::shared_ptr<Instance>> clean_;
   std::vector<Timed> timed_;
-  std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
+  std::unordered_map<uint32_t, int> real_links_, timer_links_;  // users per link id
   std::map<CollKey, double> memo_;
   std::unordered_map<const void*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;

@@ -160,7 +160,13 @@ public:
       }
     }
 
-    if (!analytical_) sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
+    if (!analytical_) {
+      const size_t links = platform_.all_links().size();
+      real_links_.count.assign(links, 0);
+      timer_links_.count.assign(links, 0);
+      mine_.assign(links, 0);
+      sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
+    }
     for (uint32_t l = 0; l < nl; ++l)
       for (int s = 0; s < kStreams; ++s) try_issue(l, s);
     if (analytical_) {
@@ -481,18 +487,26 @@ private:
     const Evaluation* ev = nullptr;
   };
 
-  static void occupy(std::unordered_map<uint32_t, int>& used, const Evaluation& ev, int delta) {
-    for (const auto& [l, b] : ev.link_bytes) {
-      int& c = used[l];
+  // Running users per link id, and how many links have any: arrays, not maps keyed by
+  // link, since every collective and send of a flow run adds and removes all its links.
+  struct LinkUsers {
+    std::vector<int> count;
+    size_t in_use = 0;
+  };
+
+  static void occupy(LinkUsers& used, const Evaluation& ev, int delta) {
+    for (const auto& [id, b] : ev.link_bytes) {
+      int& c = used.count[id];
+      if (c == 0) ++used.in_use;
       c += delta;
-      if (c == 0) used.erase(l);
+      if (c == 0) --used.in_use;
     }
   }
 
-  static bool touches(const Evaluation& ev, const std::unordered_map<uint32_t, int>& used) {
-    if (used.empty()) return false;
-    for (const auto& [l, b] : ev.link_bytes)
-      if (used.count(l) != 0) return true;
+  static bool touches(const Evaluation& ev, const LinkUsers& used) {
+    if (used.in_use == 0) return false;
+    for (const auto& [id, b] : ev.link_bytes)
+      if (used.count[id] != 0) return true;
     return false;
   }
 
@@ -525,16 +539,17 @@ private:
     for (auto& i : clean_) i->clean = false;
     clean_.clear();
     if (timed_.empty()) return;
-    std::unordered_set<uint32_t> mine;
     if (ev != nullptr)
-      for (const auto& [l, b] : ev->link_bytes) mine.insert(l);
+      for (const auto& [id, b] : ev->link_bytes) mine_[id] = 1;
     std::vector<Timed> hit;
     std::erase_if(timed_, [&](const Timed& t) {
       bool shared = ev == nullptr;
-      for (const auto& [l, b] : t.ev->link_bytes) shared = shared || mine.count(l) != 0;
+      for (const auto& [id, b] : t.ev->link_bytes) shared = shared || mine_[id] != 0;
       if (shared) hit.push_back(t);
       return shared;
     });
+    if (ev != nullptr)
+      for (const auto& [id, b] : ev->link_bytes) mine_[id] = 0;
     for (const auto& t : hit) {
       // The timer runs on, ignored (cancelling it leaves SimGrid a dangling activity in
       // its ended list: measured, segfault); the step ends with its last op anyway.
@@ -928,7 +943,8 @@ private:
   size_t net_users_ = 0;  // running chains and memo timers
   std::vector<std::shared_ptr<Instance>> clean_;
   std::vector<Timed> timed_;
-  std::unordered_map<uint32_t, int> real_links_, timer_links_;  // users per link id
+  LinkUsers real_links_, timer_links_;
+  std::vector<char> mine_;  // before_real_traffic: the links of the traffic about to start
   std::map<CollKey, double> memo_;
   std::unordered_map<const void*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;

@@ -5,7 +5,8 @@
 // alone on the network: the largest route latency, then the most loaded link's bytes over
 // its bandwidth (a FATPIPE link limits each flow, not their sum), times the phase's repeat.
 // The analytical fidelity times every collective and send this way; the flow fidelity uses
-// it for communication alone on its links (exact there) and for link accounting.
+// it for communication alone on its links (exact there) and for link accounting; LinkUsers
+// tracks which links running communication holds (flow).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +65,34 @@ private:
   std::vector<uint32_t> owner_;
   std::vector<uint32_t> ev_links_;
   std::vector<uint32_t> route_;
+};
+
+/// How many running communications use each link (the flow fidelity's shortcuts): an
+/// array by link id, not a map keyed by link, since every collective and send of a flow
+/// run adds and later removes all its links.
+class LinkUsers {
+public:
+  void resize(size_t links) { count_.assign(links, 0); }
+  /// Adds delta users to each link of ev.
+  void add(const Evaluation& ev, int delta) {
+    for (const auto& [id, bytes] : ev.link_bytes) {
+      int& c = count_[id];
+      if (c == 0) ++in_use_;
+      c += delta;
+      if (c == 0) --in_use_;
+    }
+  }
+  /// Whether any link of ev has a user.
+  [[nodiscard]] bool touches(const Evaluation& ev) const {
+    if (in_use_ == 0) return false;
+    for (const auto& [id, bytes] : ev.link_bytes)
+      if (count_[id] != 0) return true;
+    return false;
+  }
+
+private:
+  std::vector<int> count_;
+  size_t in_use_ = 0;  // links with any user
 };
 
 }  // namespace tcsim::sim

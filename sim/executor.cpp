@@ -93,8 +93,8 @@ struct Chain {
 };
 
 struct Handle {
-  enum Kind { ComputeTimer, PhaseTask, PhaseDelay, InstanceTimer, ChainTimer, Alarm } kind = ComputeTimer;
-  uint32_t lane = 0, op = 0;              // ComputeTimer
+  // Compute ops are not handles: their timers are queue events of their own (Event).
+  enum Kind { PhaseTask, PhaseDelay, InstanceTimer, ChainTimer, Alarm } kind = PhaseTask;
   std::shared_ptr<Chain> chain;           // PhaseTask, PhaseDelay, ChainTimer
   std::shared_ptr<Instance> instance;     // InstanceTimer
   bool stale = false;                     // a timer replaced by real transfers
@@ -162,8 +162,8 @@ public:
 
     if (!analytical_) {
       const size_t links = platform_.all_links().size();
-      real_links_.count.assign(links, 0);
-      timer_links_.count.assign(links, 0);
+      real_links_.resize(links);
+      timer_links_.resize(links);
       mine_.assign(links, 0);
       sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
     }
@@ -200,6 +200,14 @@ private:
     if (!analytical_) arm();
   }
 
+  // A compute op's timer: the op itself is the event, no Handle (one heap block per op
+  // fewer; most of a step's events are compute ops).
+  void start_compute_timer(double seconds, uint32_t lane, uint32_t op) {
+    ++trace_.activities;
+    queue_.push(Event{now() + seconds, next_seq_++, nullptr, lane, op});
+    if (!analytical_) arm();
+  }
+
   // Flow: makes sure an alarm fires no later than the earliest queued timer.
   void arm() {
     if (draining_ || queue_.empty()) return;
@@ -219,7 +227,7 @@ private:
     while (!queue_.empty() && queue_.top().time <= now() + kTimerTolerance) {
       Event e = queue_.top();
       queue_.pop();
-      dispatch(std::unique_ptr<Handle>(e.handle));
+      dispatch(e);
     }
     draining_ = false;
     arm();
@@ -239,7 +247,8 @@ private:
   struct Event {
     double time;
     uint64_t seq;
-    Handle* handle;
+    Handle* handle;         // null: compute op `op` of lane `lane` ends
+    uint32_t lane = 0, op = 0;
     bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
 
@@ -248,8 +257,22 @@ private:
       Event e = queue_.top();
       queue_.pop();
       clock_ = e.time;
-      dispatch(std::unique_ptr<Handle>(e.handle));
+      dispatch(e);
     }
+  }
+
+  void dispatch(const Event& e) {
+    if (e.handle != nullptr) {
+      dispatch(std::unique_ptr<Handle>(e.handle));
+      return;
+    }
+    count_event();
+    complete_op(e.lane, e.op);
+  }
+
+  void count_event() {
+    ++events_;
+    if (options_.progress && (options_.progress_interval_s <= 0 || (events_ & 1023) == 0)) report_progress();
   }
 
   void on_complete(const sg::Activity& a) {
@@ -267,10 +290,8 @@ private:
   }
 
   void dispatch(std::unique_ptr<Handle> h) {
-    ++events_;
-    if (options_.progress && (options_.progress_interval_s <= 0 || (events_ & 1023) == 0)) report_progress();
+    count_event();
     switch (h->kind) {
-      case Handle::ComputeTimer: complete_op(h->lane, h->op); return;
       case Handle::InstanceTimer:
         if (h->stale) return;  // replaced by real transfers (materialise)
         if (h->tracked) timed_done(h.get());
@@ -339,11 +360,7 @@ private:
       complete_op(lane, i);
       return;
     }
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::ComputeTimer;
-    h->lane = lane;
-    h->op = i;
-    start_timer(seconds, std::move(h));
+    start_compute_timer(seconds, lane, i);
   }
 
   void complete_op(uint32_t lane, uint32_t i) {
@@ -426,7 +443,7 @@ private:
     const Evaluation* ev = options_.memoize ? &evaluate(inst->key, coll) : nullptr;
     if (ev != nullptr) {
       double d = -1;
-      if (ev->groups_disjoint && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+      if (ev->groups_disjoint && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
         d = ev->duration;
         if (!ev->algorithm.empty()) algorithms_.insert(ev->algorithm);
       } else if (net_users_ == 0) {
@@ -441,7 +458,7 @@ private:
     const bool idle = net_users_ == 0;
     if (ev != nullptr) {
       inst->links = ev;
-      occupy(real_links_, *ev, +1);
+      real_links_.add(*ev, +1);
     }
     if (start_chains(inst, 1.0) == 0) {
       finish_collective(inst);
@@ -487,29 +504,6 @@ private:
     const Evaluation* ev = nullptr;
   };
 
-  // Running users per link id, and how many links have any: arrays, not maps keyed by
-  // link, since every collective and send of a flow run adds and removes all its links.
-  struct LinkUsers {
-    std::vector<int> count;
-    size_t in_use = 0;
-  };
-
-  static void occupy(LinkUsers& used, const Evaluation& ev, int delta) {
-    for (const auto& [id, b] : ev.link_bytes) {
-      int& c = used.count[id];
-      if (c == 0) ++used.in_use;
-      c += delta;
-      if (c == 0) --used.in_use;
-    }
-  }
-
-  static bool touches(const Evaluation& ev, const LinkUsers& used) {
-    if (used.in_use == 0) return false;
-    for (const auto& [id, b] : ev.link_bytes)
-      if (used.count[id] != 0) return true;
-    return false;
-  }
-
   void start_timed(const std::shared_ptr<Instance>& inst, const std::shared_ptr<Chain>& chain, const Evaluation& ev, double d) {
     auto h = std::make_unique<Handle>();
     h->kind = inst ? Handle::InstanceTimer : Handle::ChainTimer;
@@ -517,14 +511,14 @@ private:
     h->chain = chain;
     h->tracked = true;
     timed_.push_back(Timed{inst, chain, h.get(), now() + d, std::max(d, 1e-30), &ev});
-    occupy(timer_links_, ev, +1);
+    timer_links_.add(ev, +1);
     ++net_users_;
     start_timer(d, std::move(h));
   }
 
   void timed_done(Handle* h) {
     auto it = std::find_if(timed_.begin(), timed_.end(), [h](const Timed& t) { return t.handle == h; });
-    occupy(timer_links_, *it->ev, -1);
+    timer_links_.add(*it->ev, -1);
     timed_.erase(it);
     --net_users_;
     ++trace_.memo_hits;
@@ -555,8 +549,8 @@ private:
       // its ended list: measured, segfault); the step ends with its last op anyway.
       t.handle->stale = true;
       ++trace_.memo_replaced;
-      occupy(timer_links_, *t.ev, -1);
-      occupy(real_links_, *t.ev, +1);
+      timer_links_.add(*t.ev, -1);
+      real_links_.add(*t.ev, +1);
       --net_users_;
       const double left = std::clamp((t.end - now()) / t.duration, 0.0, 1.0);
       if (t.inst) {
@@ -574,7 +568,7 @@ private:
 
   void finish_collective(const std::shared_ptr<Instance>& inst) {
     if (inst->links != nullptr) {
-      occupy(real_links_, *inst->links, -1);
+      real_links_.add(*inst->links, -1);
       inst->links = nullptr;
     }
     if (inst->clean) {
@@ -668,7 +662,7 @@ private:
       return;
     }
     chain->phases = std::make_shared<const std::vector<Phase>>(1, std::move(p));
-    if (ev != nullptr && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+    if (ev != nullptr && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
       start_timed(nullptr, chain, *ev, ev->duration);  // alone on its links: exact
       return;
     }
@@ -677,7 +671,7 @@ private:
     ++net_users_;
     if (ev != nullptr) {
       chain->links = ev;
-      occupy(real_links_, *ev, +1);
+      real_links_.add(*ev, +1);
     }
     next_phase(chain);
   }
@@ -801,7 +795,7 @@ private:
       --net_users_;
     }
     if (chain->links != nullptr) {
-      occupy(real_links_, *chain->links, -1);
+      real_links_.add(*chain->links, -1);
       chain->links = nullptr;
     }
     if (chain->instance) {

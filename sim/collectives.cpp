@@ -213,6 +213,7 @@ std::vector<Phase> direct_all_to_all(const Group& g, const CollectiveOp& op, con
   const size_t n = g.size();
   if (n < 2) return out;
   Phase p;
+  p.transfers.reserve(n * (n - 1));  // all pairs when even: no regrowth (a million at 1,024 ranks)
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < n; ++j) {
       const double b = a2a_bytes(op, n, i, j);
@@ -236,15 +237,21 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
   if (n < 2) return out;
   auto nodes = by_node(g, t);
   const size_t M = nodes.size(), G = nodes.front().size();
-  // Position of each member: node slot and local index.
-  std::vector<size_t> node_slot(n), local(n);
+  // Position of each member: node slot and local index; and the position of each member
+  // of each node (relays).
+  // Bytes are keyed by rank pair: canon[i] is the position that stands for rank g[i].
+  std::vector<size_t> node_slot(n), local(n), canon(n);
+  std::vector<std::vector<size_t>> node_pos(M);
   {
     std::map<int, size_t> pos;
     for (size_t i = 0; i < n; ++i) pos[g[i]] = i;
+    for (size_t i = 0; i < n; ++i) canon[i] = pos[g[i]];
     for (size_t a = 0; a < M; ++a)
       for (size_t i = 0; i < nodes[a].size(); ++i) {
-        node_slot[pos[nodes[a][i]]] = a;
-        local[pos[nodes[a][i]]] = i;
+        const size_t p = pos[nodes[a][i]];
+        node_slot[p] = a;
+        local[p] = i;
+        node_pos[a].push_back(p);
       }
   }
   double node_ratio = 1, rank_ratio = 1;  // bytes actually sent per counted copy
@@ -254,7 +261,10 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
     node_ratio = f.nodes / moe.top_k;
     rank_ratio = f.ranks / moe.top_k;
   }
-  std::map<std::pair<int, int>, double> acc;  // (src, dst) -> bytes
+  // Bytes per (source position, destination position): an n x n array, not a map keyed by
+  // rank pair (S1 plans 64-rank all-to-alls of this kind; the map was 8% of its analytical
+  // execution). Emitted below in (source rank, destination rank) order, as the map was.
+  std::vector<double> acc(n * n, 0.0);
   for (size_t i = 0; i < n; ++i) {
     for (size_t b = 0; b < M; ++b) {
       double to_node = 0;
@@ -263,24 +273,29 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
         const double bytes = a2a_bytes(op, n, i, j);
         if (bytes <= 0) continue;
         if (b == node_slot[i]) {
-          if (i != j) acc[{g[i], g[j]}] += bytes * rank_ratio;  // own node: NVLink
+          if (i != j) acc[canon[i] * n + canon[j]] += bytes * rank_ratio;  // own node: NVLink
           continue;
         }
         to_node += bytes;
         // forwarded by the same-index GPU of node b, unless that GPU is the target
         const size_t relay_local = std::min(local[i], nodes[b].size() - 1);
-        const int relay = nodes[b][relay_local];
-        if (relay != g[j]) acc[{relay, g[j]}] += bytes * rank_ratio;
+        const size_t relay = node_pos[b][relay_local];
+        if (relay != canon[j]) acc[relay * n + canon[j]] += bytes * rank_ratio;
       }
       if (to_node > 0) {
         const size_t relay_local = std::min(local[i], nodes[b].size() - 1);
-        acc[{g[i], nodes[b][relay_local]}] += to_node * node_ratio;
+        acc[canon[i] * n + node_pos[b][relay_local]] += to_node * node_ratio;
       }
     }
   }
+  std::vector<size_t> by_rank;  // one position per rank, by rank
+  for (size_t i = 0; i < n; ++i)
+    if (canon[i] == i) by_rank.push_back(i);
+  std::sort(by_rank.begin(), by_rank.end(), [&](size_t a, size_t b) { return g[a] < g[b]; });
   Phase p;
-  for (const auto& [k, v] : acc)
-    if (v > 0) p.transfers.push_back({k.first, k.second, v});
+  for (size_t s : by_rank)
+    for (size_t d : by_rank)
+      if (const double v = acc[s * n + d]; v > 0) p.transfers.push_back({g[s], g[d], v});
   if (!p.transfers.empty()) out.push_back(std::move(p));
   return out;
 }

@@ -6,9 +6,7 @@
 #include <queue>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
-#include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,7 +15,8 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
-#include "sim/fabric_zone.hpp"
+#include "sim/closed_form.hpp"
+#include "sim/link_form.hpp"
 
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
@@ -71,7 +70,7 @@ struct Instance {
   // Flow shortcuts (see Engine::start_collective).
   bool clean = false;     // started on an idle network and nothing else has started since
   double t0 = 0;          // when its transfers started
-  const struct Evaluation* links = nullptr;  // its links, while its transfers are real
+  const Evaluation* links = nullptr;  // its links, while its transfers are real
 };
 
 // One message of a send: its transfer may arrive before the receive is issued.
@@ -91,12 +90,12 @@ struct Chain {
   double delay_after = 0;  // latency of coalesced steps, paid after the current task
   size_t tasks_left = 0;   // parallel tasks of the current phase still running
   bool counted = false;    // holds the network busy (Engine::net_users_)
-  const struct Evaluation* links = nullptr;  // a send's links, while its transfer is real
+  const Evaluation* links = nullptr;  // a send's links, while its transfer is real
 };
 
 struct Handle {
-  enum Kind { ComputeTimer, PhaseTask, PhaseDelay, InstanceTimer, ChainTimer, Alarm } kind = ComputeTimer;
-  uint32_t lane = 0, op = 0;              // ComputeTimer
+  // Compute ops are not handles: their timers are queue events of their own (Event).
+  enum Kind { PhaseTask, PhaseDelay, InstanceTimer, ChainTimer, Alarm } kind = PhaseTask;
   std::shared_ptr<Chain> chain;           // PhaseTask, PhaseDelay, ChainTimer
   std::shared_ptr<Instance> instance;     // InstanceTimer
   bool stale = false;                     // a timer replaced by real transfers
@@ -104,21 +103,12 @@ struct Handle {
   double alarm_time = 0;                  // Alarm: the queue time it wakes the executor for
 };
 
-// Closed-form timing of collectives and sends over the platform's routes, and the bytes
-// they put on each link.
-struct Evaluation {
-  double duration = 0;
-  std::string algorithm;  // "type:name" of the first group, empty for sends
-  std::vector<std::pair<sg::Link*, double>> link_bytes;
-  bool groups_disjoint = true;  // no link carries traffic of two groups
-};
-
 class Engine {
 public:
   Engine(const Platform& platform, const Program& program, const CostModel& cost, const AlgorithmSelector& selector,
          const ExecutorOptions& options)
       : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options),
-        analytical_(options.fidelity == Fidelity::Analytical) {}
+        analytical_(options.fidelity == Fidelity::Analytical), closed_(platform) {}
 
   ExecutionTrace run() {
     if (program_.world_size > platform_.size()) {
@@ -171,7 +161,13 @@ public:
       }
     }
 
-    if (!analytical_) sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
+    if (!analytical_) {
+      const size_t links = platform_.all_links().size();
+      real_links_.resize(links);
+      timer_links_.resize(links);
+      mine_.assign(links, 0);
+      sg::Activity::on_completion_cb([this](const sg::Activity& a) { on_complete(a); });
+    }
     for (uint32_t l = 0; l < nl; ++l)
       for (int s = 0; s < kStreams; ++s) try_issue(l, s);
     if (analytical_) {
@@ -205,6 +201,14 @@ private:
     if (!analytical_) arm();
   }
 
+  // A compute op's timer: the op itself is the event, no Handle (one heap block per op
+  // fewer; most of a step's events are compute ops).
+  void start_compute_timer(double seconds, uint32_t lane, uint32_t op) {
+    ++trace_.activities;
+    queue_.push(Event{now() + seconds, next_seq_++, nullptr, lane, op});
+    if (!analytical_) arm();
+  }
+
   // Flow: makes sure an alarm fires no later than the earliest queued timer.
   void arm() {
     if (draining_ || queue_.empty()) return;
@@ -224,7 +228,7 @@ private:
     while (!queue_.empty() && queue_.top().time <= now() + kTimerTolerance) {
       Event e = queue_.top();
       queue_.pop();
-      dispatch(std::unique_ptr<Handle>(e.handle));
+      dispatch(e);
     }
     draining_ = false;
     arm();
@@ -244,7 +248,8 @@ private:
   struct Event {
     double time;
     uint64_t seq;
-    Handle* handle;
+    Handle* handle;         // null: compute op `op` of lane `lane` ends
+    uint32_t lane = 0, op = 0;
     bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
 
@@ -253,8 +258,22 @@ private:
       Event e = queue_.top();
       queue_.pop();
       clock_ = e.time;
-      dispatch(std::unique_ptr<Handle>(e.handle));
+      dispatch(e);
     }
+  }
+
+  void dispatch(const Event& e) {
+    if (e.handle != nullptr) {
+      dispatch(std::unique_ptr<Handle>(e.handle));
+      return;
+    }
+    count_event();
+    complete_op(e.lane, e.op);
+  }
+
+  void count_event() {
+    ++events_;
+    if (options_.progress && (options_.progress_interval_s <= 0 || (events_ & 1023) == 0)) report_progress();
   }
 
   void on_complete(const sg::Activity& a) {
@@ -272,10 +291,8 @@ private:
   }
 
   void dispatch(std::unique_ptr<Handle> h) {
-    ++events_;
-    if (options_.progress && (options_.progress_interval_s <= 0 || (events_ & 1023) == 0)) report_progress();
+    count_event();
     switch (h->kind) {
-      case Handle::ComputeTimer: complete_op(h->lane, h->op); return;
       case Handle::InstanceTimer:
         if (h->stale) return;  // replaced by real transfers (materialise)
         if (h->tracked) timed_done(h.get());
@@ -344,11 +361,7 @@ private:
       complete_op(lane, i);
       return;
     }
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::ComputeTimer;
-    h->lane = lane;
-    h->op = i;
-    start_timer(seconds, std::move(h));
+    start_compute_timer(seconds, lane, i);
   }
 
   void complete_op(uint32_t lane, uint32_t i) {
@@ -431,7 +444,7 @@ private:
     const Evaluation* ev = options_.memoize ? &evaluate(inst->key, coll) : nullptr;
     if (ev != nullptr) {
       double d = -1;
-      if (ev->groups_disjoint && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+      if (ev->groups_disjoint && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
         d = ev->duration;
         if (!ev->algorithm.empty()) algorithms_.insert(ev->algorithm);
       } else if (net_users_ == 0) {
@@ -446,7 +459,7 @@ private:
     const bool idle = net_users_ == 0;
     if (ev != nullptr) {
       inst->links = ev;
-      occupy(real_links_, *ev, +1);
+      real_links_.add(*ev, +1);
     }
     if (start_chains(inst, 1.0) == 0) {
       finish_collective(inst);
@@ -492,21 +505,6 @@ private:
     const Evaluation* ev = nullptr;
   };
 
-  static void occupy(std::unordered_map<sg::Link*, int>& used, const Evaluation& ev, int delta) {
-    for (const auto& [l, b] : ev.link_bytes) {
-      int& c = used[l];
-      c += delta;
-      if (c == 0) used.erase(l);
-    }
-  }
-
-  static bool touches(const Evaluation& ev, const std::unordered_map<sg::Link*, int>& used) {
-    if (used.empty()) return false;
-    for (const auto& [l, b] : ev.link_bytes)
-      if (used.count(l) != 0) return true;
-    return false;
-  }
-
   void start_timed(const std::shared_ptr<Instance>& inst, const std::shared_ptr<Chain>& chain, const Evaluation& ev, double d) {
     auto h = std::make_unique<Handle>();
     h->kind = inst ? Handle::InstanceTimer : Handle::ChainTimer;
@@ -514,14 +512,14 @@ private:
     h->chain = chain;
     h->tracked = true;
     timed_.push_back(Timed{inst, chain, h.get(), now() + d, std::max(d, 1e-30), &ev});
-    occupy(timer_links_, ev, +1);
+    timer_links_.add(ev, +1);
     ++net_users_;
     start_timer(d, std::move(h));
   }
 
   void timed_done(Handle* h) {
     auto it = std::find_if(timed_.begin(), timed_.end(), [h](const Timed& t) { return t.handle == h; });
-    occupy(timer_links_, *it->ev, -1);
+    timer_links_.add(*it->ev, -1);
     timed_.erase(it);
     --net_users_;
     ++trace_.memo_hits;
@@ -536,23 +534,24 @@ private:
     for (auto& i : clean_) i->clean = false;
     clean_.clear();
     if (timed_.empty()) return;
-    std::unordered_set<sg::Link*> mine;
     if (ev != nullptr)
-      for (const auto& [l, b] : ev->link_bytes) mine.insert(l);
+      for (const auto& [id, b] : ev->link_bytes) mine_[id] = 1;
     std::vector<Timed> hit;
     std::erase_if(timed_, [&](const Timed& t) {
       bool shared = ev == nullptr;
-      for (const auto& [l, b] : t.ev->link_bytes) shared = shared || mine.count(l) != 0;
+      for (const auto& [id, b] : t.ev->link_bytes) shared = shared || mine_[id] != 0;
       if (shared) hit.push_back(t);
       return shared;
     });
+    if (ev != nullptr)
+      for (const auto& [id, b] : ev->link_bytes) mine_[id] = 0;
     for (const auto& t : hit) {
       // The timer runs on, ignored (cancelling it leaves SimGrid a dangling activity in
       // its ended list: measured, segfault); the step ends with its last op anyway.
       t.handle->stale = true;
       ++trace_.memo_replaced;
-      occupy(timer_links_, *t.ev, -1);
-      occupy(real_links_, *t.ev, +1);
+      timer_links_.add(*t.ev, -1);
+      real_links_.add(*t.ev, +1);
       --net_users_;
       const double left = std::clamp((t.end - now()) / t.duration, 0.0, 1.0);
       if (t.inst) {
@@ -570,7 +569,7 @@ private:
 
   void finish_collective(const std::shared_ptr<Instance>& inst) {
     if (inst->links != nullptr) {
-      occupy(real_links_, *inst->links, -1);
+      real_links_.add(*inst->links, -1);
       inst->links = nullptr;
     }
     if (inst->clean) {
@@ -653,11 +652,7 @@ private:
     const Evaluation* ev = nullptr;
     if (analytical_ || options_.memoize) {
       auto it = memo;
-      if (it == p2p_memo_.end()) {
-        Evaluation e;
-        e.duration = phase_closed_form(p, e.link_bytes);
-        it = p2p_memo_.emplace(key, std::move(e)).first;
-      }
+      if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed_.send(p)).first;
       ev = &it->second;
     }
     if (analytical_) {
@@ -668,7 +663,7 @@ private:
       return;
     }
     chain->phases = std::make_shared<const std::vector<Phase>>(1, std::move(p));
-    if (ev != nullptr && !touches(*ev, real_links_) && !touches(*ev, timer_links_)) {
+    if (ev != nullptr && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
       start_timed(nullptr, chain, *ev, ev->duration);  // alone on its links: exact
       return;
     }
@@ -677,7 +672,7 @@ private:
     ++net_users_;
     if (ev != nullptr) {
       chain->links = ev;
-      occupy(real_links_, *ev, +1);
+      real_links_.add(*ev, +1);
     }
     next_phase(chain);
   }
@@ -740,25 +735,30 @@ private:
     }
     chain->tasks_left = blocks.size();
     for (const auto& [key, ts] : blocks) {
-      // Collective phases only: they live as long as the run (planned_), so their address
-      // keys the cache; a send's phase is freed with its chain and has a pair per link anyway.
-      if (!split && chain->instance) {
-        if (const LinkForm* lf = link_form(ph, ts)) {
-          launch_link_form(*lf, scale, chain);
-          continue;
-        }
-      }
+      // The link form for collective phases only: they live as long as the run (planned_),
+      // so their address keys its cache; a send's phase is freed with its chain (and has
+      // a pair per link anyway).
+      const LinkForm* lf = !split && chain->instance && options_.link_form ? link_forms_.get(ph, ts) : nullptr;
       std::vector<sg::Host*> hosts;
-      std::unordered_map<int, size_t> index;
-      for (const Transfer* t : ts) {
-        for (int r : {t->src, t->dst}) {
-          if (index.emplace(r, hosts.size()).second) hosts.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+      std::vector<double> bytes;
+      if (lf != nullptr) {
+        hosts = lf->hosts;
+        const size_t k = hosts.size();
+        bytes.assign(k * k, 0.0);
+        for (const auto& [from, to, b] : lf->entries) bytes[from * k + to] = b == LinkForm::kLatencyCarrier ? b : b * scale;
+        ++trace_.link_form_tasks;
+      } else {
+        std::unordered_map<int, size_t> index;
+        for (const Transfer* t : ts) {
+          for (int r : {t->src, t->dst}) {
+            if (index.emplace(r, hosts.size()).second) hosts.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+          }
         }
+        const size_t k = hosts.size();
+        bytes.assign(k * k, 0.0);
+        for (const Transfer* t : ts) bytes[index[t->src] * k + index[t->dst]] += t->bytes * scale;
       }
-      const size_t k = hosts.size();
-      std::vector<double> bytes(k * k, 0.0);
-      for (const Transfer* t : ts) bytes[index[t->src] * k + index[t->dst]] += t->bytes * scale;
-      auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
+      auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(hosts.size(), 0.0))->set_bytes_amounts(bytes);
       auto h = std::make_unique<Handle>();
       h->kind = Handle::PhaseTask;
       h->chain = chain;
@@ -766,100 +766,6 @@ private:
       ++trace_.activities;
       launch(exec, std::move(h));
     }
-  }
-
-  // ---- link form (in-memory fabrics) ----
-  // SimGrid routes every host pair of a parallel task three times (twice when it starts,
-  // once when its latency is paid) and adds each link of each route to the task's
-  // constraints with a linear search, so a task costs pairs x hops x links. On an in-memory
-  // fabric a phase can instead list one pair per link it crosses, between the link's two
-  // ends (switches are hosts there, sim/fabric_zone.hpp), carrying the bytes the phase puts
-  // on that link: the same load on every link, hence the same max-min shares. The latency
-  // SimGrid charges a task is its longest route's, so the phase's longest GPU-to-GPU route
-  // is added as one more pair of a vanishing size (1e-200 bytes, lost in any sum with a
-  // real load). S1's 64-rank all-to-all: 896 GPU pairs of 2 to 5 links each, or ~300 links.
-  struct LinkForm {
-    std::vector<sg::Host*> hosts;
-    std::vector<std::tuple<uint32_t, uint32_t, double>> entries;  // (from, to, bytes) by host position
-  };
-  static constexpr double kLatencyCarrier = 1e-200;
-
-  // The link form of a phase, built once per phase; nullptr when it would not have fewer
-  // pairs (or the platform cannot express it).
-  const LinkForm* link_form(const Phase& ph, const std::vector<const Transfer*>& ts) {
-    const FabricZone* fz = platform_.fabric();
-    if (fz == nullptr || !fz->link_form() || !options_.link_form) return nullptr;
-    auto [it, fresh] = link_forms_.try_emplace(&ph);
-    if (!fresh) return it->second ? &*it->second : nullptr;
-    if (lf_load_.empty()) {
-      lf_load_.assign(2 * fz->link_count(), 0.0);
-      lf_used_.assign(2 * fz->link_count(), 0);
-      lf_pos_.assign(fz->vertex_count(), -1);
-    }
-    std::vector<size_t> touched;
-    const Transfer* longest = nullptr;
-    double longest_lat = -1;
-    size_t pairs = 0;
-    for (const Transfer* t : ts) {
-      if (t->bytes <= 0) continue;  // SimGrid skips them too
-      ++pairs;
-      fz->hops(t->src, t->dst, lf_hops_);
-      double lat = 0;
-      for (const auto& h : lf_hops_) {
-        lat += fz->hop_latency(h);
-        const size_t id = 2 * static_cast<size_t>(h.link) + (h.up ? 0 : 1);
-        if (!lf_used_[id]) {
-          lf_used_[id] = 1;
-          touched.push_back(id);
-        }
-        lf_load_[id] += t->bytes;
-      }
-      if (lat > longest_lat) {
-        longest_lat = lat;
-        longest = t;
-      }
-    }
-    std::optional<LinkForm> form;
-    if (longest != nullptr && touched.size() + 1 < pairs) {
-      form.emplace();
-      std::sort(touched.begin(), touched.end());  // deterministic host order
-      std::vector<int> vertices;
-      auto pos = [&](int vertex) {
-        int& p = lf_pos_[static_cast<size_t>(vertex)];
-        if (p < 0) {
-          p = static_cast<int>(vertices.size());
-          vertices.push_back(vertex);
-          form->hosts.push_back(fz->vertex_host(vertex));
-        }
-        return static_cast<uint32_t>(p);
-      };
-      for (size_t id : touched) {
-        const auto [from, to] = fz->hop_ends(topology::Hop{static_cast<int>(id / 2), id % 2 == 0});
-        form->entries.emplace_back(pos(from), pos(to), lf_load_[id]);
-      }
-      form->entries.emplace_back(pos(longest->src), pos(longest->dst), kLatencyCarrier);
-      for (int v : vertices) lf_pos_[static_cast<size_t>(v)] = -1;
-    }
-    for (size_t id : touched) {
-      lf_load_[id] = 0;
-      lf_used_[id] = 0;
-    }
-    it->second = std::move(form);
-    return it->second ? &*it->second : nullptr;
-  }
-
-  void launch_link_form(const LinkForm& lf, double scale, const std::shared_ptr<Chain>& chain) {
-    const size_t k = lf.hosts.size();
-    std::vector<double> bytes(k * k, 0.0);
-    for (const auto& [from, to, b] : lf.entries) bytes[from * k + to] = b == kLatencyCarrier ? b : b * scale;
-    auto exec = sg::Exec::init()->set_hosts(lf.hosts)->set_flops_amounts(std::vector<double>(k, 0.0))->set_bytes_amounts(bytes);
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::PhaseTask;
-    h->chain = chain;
-    ++trace_.ptasks;
-    ++trace_.link_form_tasks;
-    ++trace_.activities;
-    launch(exec, std::move(h));
   }
 
   static bool same_phase(const Phase& a, const Phase& b) {
@@ -903,7 +809,7 @@ private:
       --net_users_;
     }
     if (chain->links != nullptr) {
-      occupy(real_links_, *chain->links, -1);
+      real_links_.add(*chain->links, -1);
       chain->links = nullptr;
     }
     if (chain->instance) {
@@ -920,37 +826,9 @@ private:
     }
   }
 
-  // ---- closed forms (analytical fidelity, and link accounting in both) ----
+  // ---- plans and closed forms (sim/closed_form.hpp; analytical fidelity, flow shortcuts
+  // and link accounting) ----
 
-  // One phase over the platform's routes, as one L07 parallel task on an otherwise idle
-  // network takes it: the largest route latency, then the most loaded link's bytes over
-  // its bandwidth (a FATPIPE link limits each flow, not their sum); times the repeat.
-  // Adds the bytes each link carries (all repeats) to `carried`.
-  double phase_closed_form(const Phase& ph, std::vector<std::pair<sg::Link*, double>>& carried) {
-    std::unordered_map<sg::Link*, double> load;
-    std::vector<sg::Link*> route;
-    double latency = 0;
-    for (const auto& t : ph.transfers) {
-      route.clear();
-      double lat = 0;
-      platform_.route(t.src, t.dst, route, &lat);
-      latency = std::max(latency, lat);
-      for (sg::Link* l : route) {
-        double& b = load[l];
-        b = l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE ? std::max(b, t.bytes) : b + t.bytes;
-      }
-    }
-    double transfer = 0;
-    const double reps = static_cast<double>(ph.repeat);
-    for (const auto& [l, b] : load) {
-      transfer = std::max(transfer, b * ph.byte_scale / l->get_bandwidth());
-      carried.emplace_back(l, b * ph.byte_scale * reps);
-    }
-    return reps * (latency + transfer);
-  }
-
-  // A collective on an idle network: every group's chain of phases, the slowest group
-  // sets the time. Computed once per key.
   // The phases of a collective, per group of two or more ranks (possibly empty), and the
   // algorithm of the first group with transfers. They depend only on the key (groups, type,
   // size, routing). Flow keeps them for the instances to come; analytical evaluates each
@@ -979,55 +857,38 @@ private:
   const Evaluation& evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
     auto it = evaluations_.find(key);
     if (it != evaluations_.end()) return it->second;
-    Evaluation ev;
-    std::unordered_map<sg::Link*, size_t> owner;  // link -> first group that uses it
+    // Flow keeps the phases for the instances to come; analytical evaluates each key once.
     Planned dropped;
     const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
-    ev.algorithm = planned.algorithm;
-    size_t gi = 0;
-    for (const auto& phases : planned.groups) {
-      ++gi;
-      if (phases->empty()) continue;
-      double chain = 0;
-      const size_t first = ev.link_bytes.size();
-      for (const auto& ph : *phases) chain += phase_closed_form(ph, ev.link_bytes);
-      for (size_t e = first; e < ev.link_bytes.size(); ++e) {
-        auto [it, fresh] = owner.emplace(ev.link_bytes[e].first, gi);
-        if (!fresh && it->second != gi) ev.groups_disjoint = false;
-      }
-      ev.duration = std::max(ev.duration, chain);
-    }
-    // Merge the per-phase entries per link.
-    std::map<sg::Link*, double> merged;
-    for (const auto& [l, b] : ev.link_bytes) merged[l] += b;
-    ev.link_bytes.assign(merged.begin(), merged.end());
+    Evaluation ev = closed_.collective(planned.groups, planned.algorithm);
     return evaluations_.emplace(key, std::move(ev)).first->second;
   }
 
   // Bytes per link over the step: each distinct collective and send, times its uses.
   void account_links() {
-    std::map<sg::Link*, double> total;
+    const auto& links = platform_.all_links();
+    std::vector<double> total(links.size(), 0.0);
+    std::vector<char> used(links.size(), 0);  // a link may carry 0 bytes and still be listed
+    auto add = [&](const Evaluation& ev, size_t uses) {
+      for (const auto& [id, b] : ev.link_bytes) {
+        total[id] += b * static_cast<double>(uses);
+        used[id] = 1;
+      }
+    };
     for (const auto& [key, use] : uses_) {
       if (use.second == nullptr) continue;
-      for (const auto& [l, b] : evaluate(key, *use.second).link_bytes) total[l] += b * static_cast<double>(use.first);
+      add(evaluate(key, *use.second), use.first);
     }
     for (const auto& [key, n] : p2p_uses_) {
       auto it = p2p_memo_.find(key);
-      if (it == p2p_memo_.end()) {
-        Evaluation ev;
-        ev.duration = phase_closed_form(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)), ev.link_bytes);
-        it = p2p_memo_.emplace(key, std::move(ev)).first;
-      }
-      for (const auto& [l, b] : it->second.link_bytes) total[l] += b * static_cast<double>(n);
+      if (it == p2p_memo_.end())
+        it = p2p_memo_.emplace(key, closed_.send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
+      add(it->second, n);
     }
-    // By link name: the platform's links are in name order already.
+    // By link name: link ids are positions in the platform's name order.
     trace_.link_bytes.clear();
-    trace_.link_bytes.reserve(total.size());
-    for (sg::Link* l : platform_.all_links()) {
-      auto it = total.find(l);
-      if (it != total.end()) trace_.link_bytes.push_back(*it);
-    }
-    if (trace_.link_bytes.size() != total.size()) throw std::logic_error("executor: a route uses a link the platform does not list");
+    for (uint32_t id = 0; id < links.size(); ++id)
+      if (used[id] != 0) trace_.link_bytes.emplace_back(links[id], total[id]);
   }
 
   void check_finished() {
@@ -1085,22 +946,19 @@ private:
   std::vector<sg::ExecPtr> retired_;
   int depth_ = 0;
   std::unordered_map<uint64_t, double> latency_cache_;
-  // Link forms per phase (phases live in planned_, which keeps them), and scratch space.
-  std::unordered_map<const Phase*, std::optional<LinkForm>> link_forms_;
-  std::vector<double> lf_load_;
-  std::vector<char> lf_used_;
-  std::vector<int> lf_pos_;
-  std::vector<topology::Hop> lf_hops_;
+  LinkForms link_forms_{platform_.fabric()};  // keyed by phases, which planned_ keeps
   std::set<std::string> algorithms_;
   // Flow memoization.
   size_t net_users_ = 0;  // running chains and memo timers
   std::vector<std::shared_ptr<Instance>> clean_;
   std::vector<Timed> timed_;
-  std::unordered_map<sg::Link*, int> real_links_, timer_links_;  // users per link
+  LinkUsers real_links_, timer_links_;
+  std::vector<char> mine_;  // before_real_traffic: the links of the traffic about to start
   std::map<CollKey, double> memo_;
   std::unordered_map<const std::vector<double>*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;
   // Closed forms and link accounting.
+  ClosedForm closed_;
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
   std::map<CollKey, std::pair<size_t, const workloads::CollectiveOp*>> uses_;

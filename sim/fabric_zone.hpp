@@ -33,6 +33,9 @@ public:
   /// *latency. Closed forms route every pair of a collective's phases (S1: 104,192), and
   /// that resolution (common ancestors, a set of zones per call) cost more than the route.
   void route(int src, int dst, std::vector<simgrid::s4u::Link*>& into, double* latency);
+  /// The same route as link ids: for each hop, ids[2 * cluster link] going up, ids[2 * cluster
+  /// link + 1] going down (the positions of links()), appended to into.
+  void route(int src, int dst, const std::vector<uint32_t>& ids, std::vector<uint32_t>& into, double* latency);
 
   [[nodiscard]] const std::vector<simgrid::s4u::Host*>& hosts() const { return hosts_; }
 
@@ -57,7 +60,7 @@ public:
   [[nodiscard]] size_t link_count() const { return up_.size(); }
   [[nodiscard]] size_t vertex_count() const { return vertex_hosts_.size(); }
   [[nodiscard]] double hop_latency(const topology::Hop& h) const { return latency_[static_cast<size_t>(h.link)]; }
-  /// Both directions of every link, with its kind.
+  /// Both directions of every link, with its kind: per cluster link, up then down.
   [[nodiscard]] const std::vector<std::pair<simgrid::s4u::Link*, topology::LinkKind>>& links() const { return all_links_; }
 
 private:

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iterator>
 #include <map>
+#include <stdexcept>
 
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -54,6 +55,20 @@ void Platform::route(int src, int dst, std::vector<sg::Link*>& links, double* la
   gpus_[static_cast<size_t>(src)].host->route_to(gpus_[static_cast<size_t>(dst)].host, links, latency);
 }
 
+void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const {
+  if (fabric_ != nullptr) {
+    fabric_->route(src, dst, zone_link_ids_, ids, latency);
+    return;
+  }
+  std::vector<sg::Link*> links;
+  route(src, dst, links, latency);
+  for (sg::Link* l : links) {
+    auto it = link_ids_.find(l);
+    if (it == link_ids_.end()) throw std::logic_error("platform: a route uses link '" + l->get_name() + "' that the platform does not list");
+    ids.push_back(it->second);
+  }
+}
+
 const std::vector<sg::Link*>& Platform::links(const std::string& kind) const {
   if (kind == "nvlink") return nvlink_links_;
   if (kind == "nic") return nic_links_;
@@ -69,6 +84,10 @@ Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, c
   std::string name = std::to_string(cluster.gpu_count()) + " x " + cluster.gpu.name + " (" + cluster.fabric + ", in memory)";
   Platform p = collect(engine, name, overrides, root);
   p.fabric_ = zone;
+  // Routes come from the zone by position: number those once, and drop the map by address.
+  p.zone_link_ids_.reserve(zone->links().size());
+  for (const auto& [link, kind] : zone->links()) p.zone_link_ids_.push_back(p.link_ids_.at(link));
+  p.link_ids_ = {};
   root->seal();
   return p;
 }
@@ -181,6 +200,8 @@ Platform Platform::collect(sg::Engine& engine, const std::string& path, core::Ov
   std::merge(p.fabric_links_.begin(), p.fabric_links_.end(), p.other_links_.begin(), p.other_links_.end(), std::back_inserter(fab_other), by_name);
   p.links_by_name_.reserve(nv_nic.size() + fab_other.size());
   std::merge(nv_nic.begin(), nv_nic.end(), fab_other.begin(), fab_other.end(), std::back_inserter(p.links_by_name_), by_name);
+  p.link_ids_.reserve(p.links_by_name_.size());
+  for (uint32_t id = 0; id < p.links_by_name_.size(); ++id) p.link_ids_.emplace(p.links_by_name_[id], id);
 
   // --set gpu.nvlink_bw / gpu.nic_bw re-rate the per-GPU links of an existing platform.
   if (p.spec_.nvlink_bw != before.nvlink_bw) {

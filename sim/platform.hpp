@@ -4,7 +4,9 @@
 // SimGrid objects.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <simgrid/s4u.hpp>
@@ -51,8 +53,11 @@ public:
   /// The route from GPU rank src to GPU rank dst, as SimGrid routes it: links appended to
   /// links, latencies added to *latency. In-memory platforms answer from their cluster.
   void route(int src, int dst, std::vector<simgrid::s4u::Link*>& links, double* latency) const;
-  /// Every link of the platform, each direction separately, by name.
+  /// Every link of the platform, each direction separately, by name. A link's position
+  /// here is its id, for per-link arrays (closed forms, link accounting).
   [[nodiscard]] const std::vector<simgrid::s4u::Link*>& all_links() const { return links_by_name_; }
+  /// route() as link ids, the links in the same order, the latencies added in the same order.
+  void route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const;
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
   [[nodiscard]] simgrid::s4u::Host* timer_host() const { return timer_host_; }
@@ -72,6 +77,10 @@ private:
   FabricZone* fabric_ = nullptr;  // in-memory platforms (owned by SimGrid)
   std::vector<simgrid::s4u::Link*> nvlink_links_, nic_links_, fabric_links_, other_links_;
   std::vector<simgrid::s4u::Link*> links_by_name_;
+  // Link ids: of an in-memory platform's links by their position in FabricZone::links(); of
+  // an XML platform's links by address (route_to gives links).
+  std::vector<uint32_t> zone_link_ids_;
+  std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
 };
 
 /// Configures SimGrid for RDMA-like transfers: parallel-task (L07) host model, which

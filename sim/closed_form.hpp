@@ -1,0 +1,98 @@
+// Closed forms: how long communication takes on an otherwise idle network, and the bytes
+// it puts on each link, computed from the platform's routes without running SimGrid.
+//
+// One phase (sim/collectives.hpp) takes what one L07 parallel task of its transfers takes
+// alone on the network: the largest route latency, then the most loaded link's bytes over
+// its bandwidth (a FATPIPE link limits each flow, not their sum), times the phase's repeat.
+// The analytical fidelity times every collective and send this way; the flow fidelity uses
+// it for communication alone on its links (exact there) and for link accounting; LinkUsers
+// tracks which links running communication holds (flow).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/collectives.hpp"
+#include "sim/platform.hpp"
+
+namespace tcsim::sim {
+
+/// The closed form of one collective (all its groups) or one send.
+struct Evaluation {
+  double duration = 0;
+  std::string algorithm;  ///< "type:name" of the first group, empty for sends
+  /// Bytes per link id (Platform::all_links() position), all phases and repeats,
+  /// byte_scale included; each link once, in no particular order.
+  std::vector<std::pair<uint32_t, double>> link_bytes;
+  bool groups_disjoint = true;  ///< no link carries traffic of two groups
+};
+
+/// Closed forms over one platform's routes. Per-link state lives in arrays indexed by link
+/// id, not in maps keyed by link: a 1,024-rank all-to-all routes about a million pairs.
+class ClosedForm {
+public:
+  explicit ClosedForm(const Platform& platform);
+
+  /// A collective: every group's chain of phases, the slowest group sets the time.
+  /// `groups` holds the phases per group (empty for groups without transfers), as
+  /// planned by the collective's algorithm; `algorithm` is copied into the result.
+  Evaluation collective(const std::vector<std::shared_ptr<const std::vector<Phase>>>& groups,
+                        const std::string& algorithm);
+
+  /// A send: its one phase of transfers.
+  Evaluation send(const Phase& ph);
+
+private:
+  // One phase of group `group` (1-based): adds the bytes it puts on each link (all repeats)
+  // to the evaluation being built; returns its duration.
+  double phase(const Phase& ph, uint32_t group, Evaluation& ev);
+  // Moves the evaluation's per-link bytes into ev.link_bytes and clears them.
+  void collect(Evaluation& ev);
+
+  const Platform& platform_;
+  std::vector<double> bandwidth_;  // per link id
+  std::vector<char> fatpipe_;      // per link id: limits each flow, not their sum
+  // Scratch, cleared after each use: the current phase's load per link and the links it
+  // touched; the evaluation's bytes per link, the group that first used each link (0: none)
+  // and the links it touched; one route.
+  std::vector<double> load_;
+  std::vector<char> in_phase_;
+  std::vector<uint32_t> phase_links_;
+  std::vector<double> bytes_;
+  std::vector<uint32_t> owner_;
+  std::vector<uint32_t> ev_links_;
+  std::vector<uint32_t> route_;
+};
+
+/// How many running communications use each link (the flow fidelity's shortcuts): an
+/// array by link id, not a map keyed by link, since every collective and send of a flow
+/// run adds and later removes all its links.
+class LinkUsers {
+public:
+  void resize(size_t links) { count_.assign(links, 0); }
+  /// Adds delta users to each link of ev.
+  void add(const Evaluation& ev, int delta) {
+    for (const auto& [id, bytes] : ev.link_bytes) {
+      int& c = count_[id];
+      if (c == 0) ++in_use_;
+      c += delta;
+      if (c == 0) --in_use_;
+    }
+  }
+  /// Whether any link of ev has a user.
+  [[nodiscard]] bool touches(const Evaluation& ev) const {
+    if (in_use_ == 0) return false;
+    for (const auto& [id, bytes] : ev.link_bytes)
+      if (count_[id] != 0) return true;
+    return false;
+  }
+
+private:
+  std::vector<int> count_;
+  size_t in_use_ = 0;  // links with any user
+};
+
+}  // namespace tcsim::sim

@@ -9,8 +9,9 @@
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
 
-FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::Cluster> cluster, sg::NetZone* parent)
-    : NetZoneImpl(name), cluster_(std::move(cluster)) {
+FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::Cluster> cluster, sg::NetZone* parent,
+                       bool switch_hosts)
+    : NetZoneImpl(name), cluster_(std::move(cluster)), link_form_(switch_hosts) {
   sg::NetZone* zone = get_iface();
   zone->set_parent(parent);
   const auto& c = *cluster_;
@@ -33,12 +34,13 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
   }
   // Switch hosts, created after the GPUs: netpoint id = vertex id (GPUs first, then switches).
   vertex_hosts_ = hosts_;
-  for (size_t v = hosts_.size(); v < c.vertex_names.size(); ++v) {
+  for (size_t v = hosts_.size(); switch_hosts && v < c.vertex_names.size(); ++v) {
     sg::Host* h = zone->create_host("switch-" + c.vertex_names[v], 1.0);
     h->set_property("tcsim.role", "switch");
     h->seal();
     vertex_hosts_.push_back(h);
   }
+  if (switch_hosts) adjacent_.resize(c.vertex_names.size());
   for (const auto& l : c.links) {
     auto* sd = zone->create_split_duplex_link(l.name, l.bandwidth.value());
     sd->set_latency(l.latency.value());
@@ -48,10 +50,11 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
     up_impl_.push_back(up_.back()->get_impl());
     down_impl_.push_back(down_.back()->get_impl());
     latency_.push_back(l.latency.value());
-    const int idx = static_cast<int>(up_.size() - 1);
-    adjacent_.resize(vertex_hosts_.size());
-    adjacent_[static_cast<size_t>(l.a)].emplace_back(l.b, 2 * idx);      // a -> b: up
-    adjacent_[static_cast<size_t>(l.b)].emplace_back(l.a, 2 * idx + 1);  // b -> a: down
+    if (switch_hosts) {
+      const int idx = static_cast<int>(up_.size() - 1);
+      adjacent_[static_cast<size_t>(l.a)].emplace_back(l.b, 2 * idx);      // a -> b: up
+      adjacent_[static_cast<size_t>(l.b)].emplace_back(l.a, 2 * idx + 1);  // b -> a: down
+    }
     all_links_.emplace_back(sd->get_link_up(), l.kind);
     all_links_.emplace_back(sd->get_link_down(), l.kind);
   }
@@ -69,7 +72,7 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   const auto s = static_cast<int>(src->id()), d = static_cast<int>(dst->id());
   if (s == d) return;
   const int gpus = static_cast<int>(hosts_.size());
-  if (s >= gpus || d >= gpus) {
+  if (s >= gpus || d >= gpus) {  // only with switch hosts
     // A switch host: the one link between two adjacent vertices, no latency (the link form
     // carries the phase's latency on one real GPU pair, sim/executor.cpp).
     const auto& from = adjacent_[static_cast<size_t>(s)];

@@ -23,7 +23,10 @@ namespace tcsim::sim {
 class FabricZone : public simgrid::kernel::routing::NetZoneImpl {
 public:
   /// Creates the zone with every GPU host and link of cluster, and seals it.
-  FabricZone(const std::string& name, std::shared_ptr<const topology::Cluster> cluster, simgrid::s4u::NetZone* parent);
+  /// switch_hosts: also a host per switch, for the link form (flow fidelity); analytical
+  /// runs only read routes and skip them (S3: 3,000 hosts).
+  FabricZone(const std::string& name, std::shared_ptr<const topology::Cluster> cluster, simgrid::s4u::NetZone* parent,
+             bool switch_hosts);
 
   void get_local_route(const simgrid::kernel::routing::NetPoint* src, const simgrid::kernel::routing::NetPoint* dst,
                        simgrid::kernel::routing::Route* into, double* latency) override;
@@ -46,7 +49,8 @@ public:
   // phase whose transfers cross a few hundred links becomes a task of a few hundred pairs
   // instead of thousands, with the same load on every link (the executor's link form).
 
-  /// Whether the link form is available: no two links join the same pair of vertices.
+  /// Whether the link form is available: switch hosts exist and no two links join the same
+  /// pair of vertices.
   [[nodiscard]] bool link_form() const { return link_form_; }
   /// The cluster's hops from GPU src to GPU dst (what get_local_route turns into links).
   void hops(int src, int dst, std::vector<topology::Hop>& into) const { cluster_->route(src, dst, into); }
@@ -79,7 +83,7 @@ private:
   // Per vertex, its neighbours and the link to each as (neighbour, 2 x link + (0 up, 1 down)),
   // sorted: a GPU has two, a switch tens (a hash map here was 6% of S1's flow time).
   std::vector<std::vector<std::pair<int, int>>> adjacent_;
-  bool link_form_ = true;
+  bool link_form_ = false;
 };
 
 }  // namespace tcsim::sim

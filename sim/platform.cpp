@@ -76,11 +76,11 @@ const std::vector<sg::Link*>& Platform::links(const std::string& kind) const {
   return other_links_;
 }
 
-Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides) {
+Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides, bool switch_hosts) {
   // The zone registers itself with the engine; SimGrid owns it from here on.
   auto shared = std::make_shared<const topology::Cluster>(cluster);
   auto* root = sg::create_full_zone("tcsim");
-  auto* zone = new FabricZone("tcsim-" + cluster.fabric, shared, root);
+  auto* zone = new FabricZone("tcsim-" + cluster.fabric, shared, root, switch_hosts);
   std::string name = std::to_string(cluster.gpu_count()) + " x " + cluster.gpu.name + " (" + cluster.fabric + ", in memory)";
   Platform p = collect(engine, name, overrides, root);
   p.fabric_ = zone;

@@ -38,7 +38,10 @@ public:
   /// Builds the platform of a generated cluster in memory (sim/fabric_zone.hpp): same
   /// hosts, properties and links as its `topo gen` XML, routes computed on demand, so it
   /// scales to tens of thousands of GPUs. gpu.* overrides must already be in cluster.gpu.
-  static Platform build(simgrid::s4u::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides);
+  /// switch_hosts: a host per switch too, for the flow fidelity's link form
+  /// (sim/link_form.hpp); the analytical fidelity has no use for them.
+  static Platform build(simgrid::s4u::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides,
+                        bool switch_hosts = true);
 
   [[nodiscard]] const std::vector<GpuHost>& gpus() const { return gpus_; }
   [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }

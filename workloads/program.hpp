@@ -88,7 +88,10 @@ struct CollectiveOp {
 
 struct P2POp {
   uint32_t peer_lane = 0;  ///< the lane on the other side
-  double bytes = 0;        ///< per physical rank pair
+  /// Per physical rank pair. The send's is what moves; a receive's is not used (the
+  /// generator leaves it 0 so that volumes count once; imported traces carry Chakra's
+  /// comm_size, and the Chakra writer gives a receive its send's).
+  double bytes = 0;
   uint32_t tag = 0;        ///< matches a Send with its Recv between the same lanes
 };
 

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/overrides.hpp"
 #include "test_util.hpp"
 #include "workloads/chakra/chakra.hpp"
 #include "workloads/generator.hpp"
@@ -84,8 +87,34 @@ const std::vector<int>* group_with(const Program& p, uint32_t comm, int rank) {
   return nullptr;
 }
 
-/// Checks that `got` (unfolded, lane = rank) is `want` unfolded.
+/// The size of the message each send and receive of `p` moves, per lane and op (0 for other
+/// ops): a send's own bytes; a receive's those of the send it matches, per (source lane,
+/// destination lane, tag) in issue order. Programs keep sizes on sends (the generator's
+/// receives carry 0 bytes); Chakra puts it on both nodes (comm_size).
+std::vector<std::vector<double>> message_sizes(const Program& p) {
+  std::map<std::tuple<size_t, uint32_t, uint32_t>, std::vector<double>> sent;
+  for (size_t l = 0; l < p.lanes.size(); ++l)
+    for (const Op& op : p.lanes[l].ops)
+      if (op.kind == OpKind::Send) sent[{l, op.p2p.peer_lane, op.p2p.tag}].push_back(op.p2p.bytes);
+  std::map<std::tuple<size_t, uint32_t, uint32_t>, size_t> taken;
+  std::vector<std::vector<double>> sizes(p.lanes.size());
+  for (size_t l = 0; l < p.lanes.size(); ++l)
+    for (const Op& op : p.lanes[l].ops) {
+      double b = 0;
+      if (op.kind == OpKind::Send) b = op.p2p.bytes;
+      if (op.kind == OpKind::Recv) {
+        std::tuple<size_t, uint32_t, uint32_t> key{op.p2p.peer_lane, static_cast<uint32_t>(l), op.p2p.tag};
+        b = sent.at(key).at(taken[key]++);
+      }
+      sizes[l].push_back(b);
+    }
+  return sizes;
+}
+
+/// Checks that `got` (unfolded, lane = rank) is `want` unfolded. Sends and receives both carry
+/// their message's size.
 void expect_same_structure(const Program& want, const Program& got) {
+  const auto want_sizes = message_sizes(want);
   ASSERT_EQ(got.world_size, want.world_size);
   ASSERT_EQ(got.lanes.size(), static_cast<size_t>(want.world_size));
   for (size_t l = 0; l < want.lanes.size(); ++l) {
@@ -130,7 +159,7 @@ void expect_same_structure(const Program& want, const Program& got) {
           if (w.coll.matrix && g.coll.matrix) EXPECT_EQ(*g.coll.matrix, *w.coll.matrix);
         } else {
           EXPECT_EQ(g.p2p.peer_lane, static_cast<uint32_t>(want.lanes[w.p2p.peer_lane].ranks[j]));
-          EXPECT_EQ(g.p2p.bytes, w.p2p.bytes);
+          EXPECT_EQ(g.p2p.bytes, want_sizes[l][i]);
           EXPECT_EQ(g.p2p.tag, w.p2p.tag);
         }
       }
@@ -229,6 +258,82 @@ TEST(ChakraWriter, GeneratedWorkloadsRoundTrip) {
     EXPECT_EQ(got.tokens_per_step, want.tokens_per_step);
     EXPECT_EQ(got.model_flops_per_step, want.model_flops_per_step);
     EXPECT_NO_THROW(validate(got, dir / "w"));
+  }
+}
+
+/// The workload `name` with `sets` applied, generated for `gpus` GPUs.
+Program generate_with(const std::string& name, int gpus, const std::vector<std::string>& sets) {
+  auto w = find_workload(name, "test");
+  core::Overrides o;
+  for (const auto& s : sets) o.add(s, "test");
+  apply_workload_overrides(w, o);
+  return generate(w, gpus);
+}
+
+TEST(ChakraWriter, PipelineReceivesCarryTheSizeOfTheirSend) {
+  // Pipeline-parallel workloads exchange activations and gradients with sends and receives.
+  // The generator keeps a message's size on its send (receives carry 0 bytes); a Chakra
+  // receive node needs it in comm_size (ASTRA-sim posts the receive with it), and
+  // read_chakra refuses a receive whose size is not its send's. Exported, such a workload
+  // must read back whole, its receives sized like their sends.
+  struct Case {
+    const char* name;
+    int gpus;
+    std::vector<std::string> sets;
+  };
+  const std::vector<Case> cases = {
+      {"moe-demo", 16, {"plan.pp=2"}},
+      {"dense-demo", 8, {"plan.pp=2", "plan.schedule=interleaved-1f1b", "plan.virtual_stages=2"}},
+      {"dense-demo", 8, {"plan.pp=4", "plan.schedule=1f1b"}},
+  };
+  for (const auto& c : cases) {
+    std::string what = std::string(c.name) + " on " + std::to_string(c.gpus);
+    for (const auto& s : c.sets) what += " " + s;
+    SCOPED_TRACE(what);
+    Program want = generate_with(c.name, c.gpus, c.sets);
+    size_t recvs = 0;
+    for (const auto& lane : want.lanes)
+      for (const Op& op : lane.ops) recvs += op.kind == OpKind::Recv;
+    ASSERT_GT(recvs, 0u) << "the case has no pipeline receives";
+    TempDir dir;
+    write_chakra(want, dir / "w");
+    // Every receive node on disk has the comm_size of its send.
+    ChakraSummary sum = summarize_chakra(dir / "w");
+    EXPECT_THAT(sum.fatal, ::testing::IsEmpty());
+    ASSERT_TRUE(sum.collectives.count("SEND") && sum.collectives.count("RECV"));
+    EXPECT_EQ(sum.collectives.at("RECV").count, sum.collectives.at("SEND").count);
+    EXPECT_GT(sum.collectives.at("RECV").bytes, 0);
+    EXPECT_EQ(sum.collectives.at("RECV").bytes, sum.collectives.at("SEND").bytes);
+    Program got;
+    ASSERT_NO_THROW(got = read_chakra(dir / "w"));
+    expect_same_structure(want, got);
+    EXPECT_NO_THROW(validate(got, dir / "w"));
+  }
+}
+
+TEST(ChakraWriter, RejectsReceivesItCannotSize) {
+  TempDir dir;
+  {
+    // A receive of a different size than its send: the trace would not replay.
+    Program p = folded_program();
+    p.lanes[1].ops[0].p2p.bytes = 1024;
+    try {
+      write_chakra(p, dir / "t");
+      FAIL() << "expected InputError";
+    } catch (const core::InputError& e) {
+      EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("lane 1 op 0: receive #1 from lane 0 tag 7 expects 1024 bytes but its send sends 16777216"));
+    }
+  }
+  {
+    // A receive without a send has no size to write.
+    Program p = folded_program();
+    p.lanes[1].ops[0].p2p.tag = 8;
+    try {
+      write_chakra(p, dir / "t");
+      FAIL() << "expected InputError";
+    } catch (const core::InputError& e) {
+      EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("lane 1 op 0: receive #1 from lane 0 tag 8 has no matching send"));
+    }
   }
 }
 

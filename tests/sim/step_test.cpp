@@ -1,10 +1,16 @@
 // End-to-end steps through sim::simulate (each in its own process).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "core/overrides.hpp"
 #include "sim/calibration.hpp"
 #include "sim/report.hpp"
 #include "sim/simulate.hpp"
 #include "tests/sim/sim_test_util.hpp"
+#include "workloads/chakra/chakra.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
 
 using namespace tcsim;
 
@@ -147,5 +153,55 @@ TEST(Step, ReceiveWaitingForItsProducerIsBubbleNotCommunication) {
     // Lane 1 idles for lane 0's compute: half of the averaged bubble is at least that.
     EXPECT_GE(v[3], 0.5 * compute_end * (1 - 1e-9));
     EXPECT_LT(v[4], 50e-6);
+  }
+}
+
+TEST(ChakraReplay, ExportedPipelineWorkloadReplaysAtItsStepTime) {
+  // `tcsim trace export` then `tcsim run --chakra` of pipeline-parallel workloads (sends and
+  // receives between stages; with TP, Megatron's scatter/gather) on the cluster of `tcsim run`:
+  // the replay takes the generated run's step time. The export is the folded program unfolded
+  // replica-wise, with exact durations, FLOP and bytes (tcsim_* attributes), so the replay runs
+  // the same ops on the same links; only the order of floating-point sums may differ (one lane
+  // per rank instead of per folded lane), hence 1e-9 relative, far below any modelled effect.
+  struct Case {
+    std::string workload;
+    int nodes;
+    std::vector<std::string> sets;
+  };
+  const std::vector<Case> cases = {
+      {"moe-demo", 2, {"plan.pp=2"}},
+      {"dense-demo", 1, {"plan.pp=2", "plan.schedule=interleaved-1f1b", "plan.virtual_stages=2"}},
+      {"dense-demo", 1, {"plan.pp=4"}},
+      {"dense-demo", 2, {"plan.pp=2", "plan.tp=2"}},
+  };
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const Case& c = cases[k];
+    std::string what = c.workload;
+    for (const auto& s : c.sets) what += " " + s;
+    SCOPED_TRACE(what);
+    auto w = workloads::find_workload(c.workload, "test");
+    core::Overrides o;
+    for (const auto& s : c.sets) o.add(s, "test");
+    workloads::apply_workload_overrides(w, o);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("tcsim-test-" + std::to_string(getpid()) + "-pp-export-" + std::to_string(k));
+    std::filesystem::create_directories(dir);
+    const std::string prefix = (dir / "step").string();
+    workloads::write_chakra(workloads::generate(w, 8 * c.nodes), prefix);  // what `trace export` does
+
+    auto request = [&](const std::string& workload, const std::string& chakra, const std::vector<std::string>& sets) {
+      sim::RunRequest r{"", workload, chakra, sets};
+      r.gpu = "H800";
+      r.nodes = c.nodes;
+      return r;
+    };
+    auto generated = sim::simulate_in_child(request(c.workload, "", c.sets));
+    auto replay = sim::simulate_in_child(request("", prefix, {}));
+    std::filesystem::remove_all(dir);
+    EXPECT_NEAR(replay.step_time_s, generated.step_time_s, 1e-9 * generated.step_time_s);
+    EXPECT_NEAR(replay.mfu, generated.mfu, 1e-9 * generated.mfu);
+    ASSERT_TRUE(replay.breakdown.exposed_comm_s.count("pp_p2p"));
+    EXPECT_NEAR(replay.breakdown.exposed_comm_s.at("pp_p2p"), generated.breakdown.exposed_comm_s.at("pp_p2p"),
+                1e-9 * generated.step_time_s);
   }
 }

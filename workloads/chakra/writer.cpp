@@ -1,6 +1,8 @@
 // Program -> Chakra trace, one file per physical rank.
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -82,6 +84,40 @@ void write_chakra(const Program& p, const std::string& prefix) {
         if (r >= 0 && r < world) pg_of_rank[c][static_cast<size_t>(r)] = id;
     }
 
+  // A receive node's comm_size is the size of the message it receives: ASTRA-sim posts the
+  // receive with it, and read_chakra refuses a receive whose size differs from its send's. A
+  // program keeps message sizes on its sends (the generator's receives carry 0 bytes, so that
+  // volumes are counted once), so each receive takes the size of the send it matches: per
+  // (source lane, destination lane, tag) in issue order, as the executor and the reader pair them.
+  std::vector<std::vector<uint64_t>> recv_size(p.lanes.size());  // per lane, its receives in order
+  {
+    using Key = std::tuple<uint32_t, uint32_t, uint32_t>;  // source lane, destination lane, tag
+    std::map<Key, std::vector<uint64_t>> sent;
+    for (size_t l = 0; l < p.lanes.size(); ++l)
+      for (const Op& op : p.lanes[l].ops)
+        if (op.kind == OpKind::Send) sent[{static_cast<uint32_t>(l), op.p2p.peer_lane, op.p2p.tag}].push_back(rounded(op.p2p.bytes));
+    std::map<Key, size_t> taken;
+    for (size_t l = 0; l < p.lanes.size(); ++l)
+      for (size_t i = 0; i < p.lanes[l].ops.size(); ++i) {
+        const Op& op = p.lanes[l].ops[i];
+        if (op.kind != OpKind::Recv) continue;
+        const std::string at = where + ": lane " + std::to_string(l) + " op " + std::to_string(i);
+        if (op.p2p.peer_lane >= p.lanes.size()) throw InputError(at, "peer lane " + std::to_string(op.p2p.peer_lane) + " does not exist");
+        const Key key{op.p2p.peer_lane, static_cast<uint32_t>(l), op.p2p.tag};
+        const size_t k = taken[key]++;
+        auto it = sent.find(key);
+        if (it == sent.end() || k >= it->second.size())
+          throw InputError(at, "receive #" + std::to_string(k + 1) + " from lane " + std::to_string(op.p2p.peer_lane) +
+                                   " tag " + std::to_string(op.p2p.tag) + " has no matching send, so its size is unknown");
+        const uint64_t bytes = it->second[k];
+        if (op.p2p.bytes > 0 && rounded(op.p2p.bytes) != bytes)
+          throw InputError(at, "receive #" + std::to_string(k + 1) + " from lane " + std::to_string(op.p2p.peer_lane) +
+                                   " tag " + std::to_string(op.p2p.tag) + " expects " + std::to_string(rounded(op.p2p.bytes)) +
+                                   " bytes but its send sends " + std::to_string(bytes));
+        recv_size[l].push_back(bytes);
+      }
+  }
+
   ChakraProtoMsg::GlobalMetadata common;
   common.set_version(kChakraVersion);
   add(common.mutable_attr(), "schema").set_string_val(kChakraSchema);
@@ -102,6 +138,7 @@ void write_chakra(const Program& p, const std::string& prefix) {
     add(meta.mutable_attr(), kLane).set_int64_val(l);
     add(meta.mutable_attr(), kReplica).set_int64_val(j);
     std::vector<Node> nodes(lane.ops.size());
+    size_t recvs = 0;  // receives of this lane written so far (index into recv_size)
     for (size_t i = 0; i < lane.ops.size(); ++i) {
       const Op& op = lane.ops[i];
       const std::string at = where + ": lane " + std::to_string(l) + " op " + std::to_string(i);
@@ -169,7 +206,8 @@ void write_chakra(const Program& p, const std::string& prefix) {
           int peer_rank = peer.ranks[static_cast<size_t>(j)];
           bool send = op.kind == OpKind::Send;
           n.set_type(send ? ChakraProtoMsg::COMM_SEND_NODE : ChakraProtoMsg::COMM_RECV_NODE);
-          add(attrs, "comm_size").set_int64_val(static_cast<int64_t>(rounded(op.p2p.bytes)));
+          const uint64_t bytes = send ? rounded(op.p2p.bytes) : recv_size[static_cast<size_t>(l)][recvs++];
+          add(attrs, "comm_size").set_int64_val(static_cast<int64_t>(bytes));
           set_int(add(attrs, "comm_src"), send ? r : peer_rank);
           set_int(add(attrs, "comm_dst"), send ? peer_rank : r);
           set_int(add(attrs, "comm_tag"), op.p2p.tag);

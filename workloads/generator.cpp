@@ -15,13 +15,15 @@
 #include "workloads/plan.hpp"
 #include "workloads/routing.hpp"
 #include "workloads/schedule.hpp"
+#include "workloads/segment.hpp"
 
 namespace tcsim::workloads {
 namespace {
 
 using core::InputError;
-constexpr uint32_t kNone = UINT32_MAX;
-constexpr uint32_t kGlobal = 0x80000000u;  // marks a dep on an already emitted lane op
+using segment::kGlobal;
+using segment::kNone;
+using segment::Seg;
 
 double d(int64_t v) { return static_cast<double>(v); }
 
@@ -32,34 +34,6 @@ Precision precision_of(const std::string& p, const std::string& where) {
   throw InputError(where, "unknown precision '" + p + "'; valid: bf16, fp8, fp16");
 }
 
-// Ops of one pass (or of anything emitted as a block), with deps local to the segment
-// (or global lane indices | kGlobal). Units (layers) let two segments interleave.
-struct Seg {
-  std::vector<Op> ops;
-  std::vector<size_t> units;  // op index where each unit starts
-  uint32_t last = kNone;
-  std::vector<uint32_t> pending_ext;  // global deps for the next chained op
-  std::vector<uint32_t> grads;        // gradient reductions (the optimizer waits for them)
-
-  void unit() { units.push_back(ops.size()); }
-  uint32_t add(Op op, Deps deps) {
-    op.deps = std::move(deps);
-    ops.push_back(std::move(op));
-    return static_cast<uint32_t>(ops.size() - 1);
-  }
-  uint32_t add(Op op, std::initializer_list<uint32_t> deps) { return add(std::move(op), Deps(deps)); }
-  uint32_t add(Op op, const std::vector<uint32_t>& deps) { return add(std::move(op), Deps(deps)); }
-  // Appends op after the current tail (and any pending external deps); becomes the tail.
-  uint32_t chain(Op op) {
-    op.deps.clear();
-    if (last != kNone) op.deps.push_back(last);
-    for (uint32_t g : pending_ext) op.deps.push_back(g | kGlobal);
-    pending_ext.clear();
-    ops.push_back(std::move(op));
-    last = static_cast<uint32_t>(ops.size() - 1);
-    return last;
-  }
-};
 
 struct LaneInfo {
   int64_t stage = 0;
@@ -930,63 +904,14 @@ private:
     }
   }
 
-  // DualPipe's overlapped forward & backward pair (arXiv 2412.19437 Fig. 4): each pass is cut
-  // after each of its EP all-to-alls into stretches of compute ending in one all-to-all, and
-  // the stretches alternate, backward first: B1 b1 | F1 f1 | B2 b2 | F2 f2 | ... On the
-  // in-order compute stream that is backward combine-gradient prep, forward attention,
-  // backward MLP, forward MLP, backward attention ..., and each all-to-all runs under the
-  // other pass's next stretch: the backward combine under the forward attention, the
-  // forward dispatch under the backward MLP, the backward dispatch under the forward MLP,
-  // the forward combine under the backward attention. segs[0] is the forward (the step
-  // with overlap_next), segs[1] the backward. False when either has no all-to-all (dense
-  // models keep the layer-by-layer interleave).
-  static bool dualpipe_order(const std::vector<Seg>& segs, std::vector<std::pair<size_t, size_t>>& order) {
-    if (segs.size() != 2) return false;
-    std::vector<std::vector<std::pair<size_t, size_t>>> stretches(2);  // [begin, end) per segment
-    for (size_t k = 0; k < 2; ++k) {
-      size_t begin = 0;
-      for (size_t i = 0; i < segs[k].ops.size(); ++i) {
-        if (segs[k].ops[i].category == CommCategory::EpAllToAll) {
-          stretches[k].emplace_back(begin, i + 1);
-          begin = i + 1;
-        }
-      }
-      if (stretches[k].empty()) return false;
-      if (begin < segs[k].ops.size()) stretches[k].emplace_back(begin, segs[k].ops.size());
-    }
-    for (size_t u = 0; u < std::max(stretches[0].size(), stretches[1].size()); ++u)
-      for (size_t k : {size_t{1}, size_t{0}})
-        if (u < stretches[k].size())
-          for (size_t i = stretches[k][u].first; i < stretches[k][u].second; ++i) order.emplace_back(k, i);
-    return true;
-  }
-
-  // Appends segments to the lane: one in order, two interleaved (DualPipe's overlapped F&B:
-  // the all-to-all of one hides under the compute of the other; dualpipe_order).
+  // Appends segments to the lane in segment::emission_order: one in order, two interleaved
+  // layer by layer or as DualPipe's overlapped pair.
   void emit(uint32_t lane, std::vector<Seg>& segs, const std::vector<size_t>& step_ids, std::vector<uint32_t>& step_first,
             std::vector<uint32_t>& step_last) {
     auto& ops = p_.lanes[lane].ops;
     std::vector<std::vector<uint32_t>> map(segs.size());
-    std::vector<std::pair<size_t, size_t>> order;  // (segment, op)
-    std::vector<std::vector<size_t>> bounds(segs.size());
-    size_t units = 0;
-    for (size_t k = 0; k < segs.size(); ++k) {
-      map[k].assign(segs[k].ops.size(), kNone);
-      auto& b = bounds[k];
-      b = segs[k].units;
-      b.push_back(0);
-      b.push_back(segs[k].ops.size());
-      std::sort(b.begin(), b.end());
-      b.erase(std::unique(b.begin(), b.end()), b.end());
-      units = std::max(units, b.size() - 1);
-    }
-    if (!dualpipe_order(segs, order)) {
-      for (size_t u = 0; u < units; ++u)
-        for (size_t k = 0; k < segs.size(); ++k)
-          if (u + 1 < bounds[k].size())
-            for (size_t i = bounds[k][u]; i < bounds[k][u + 1]; ++i) order.emplace_back(k, i);
-    }
-    for (auto [k, i] : order) {
+    for (size_t k = 0; k < segs.size(); ++k) map[k].assign(segs[k].ops.size(), kNone);
+    for (auto [k, i] : segment::emission_order(segs)) {
       Op& op = segs[k].ops[i];
       // Segment-local dependencies become lane indices, in place.
       for (uint32_t& dd : op.deps) dd = (dd & kGlobal) ? (dd & ~kGlobal) : map[k][dd];

@@ -74,7 +74,7 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   const int gpus = static_cast<int>(hosts_.size());
   if (s >= gpus || d >= gpus) {  // only with switch hosts
     // A switch host: the one link between two adjacent vertices, no latency (the link form
-    // carries the phase's latency on one real GPU pair, sim/executor.cpp).
+    // carries the phase's latency on one real GPU pair, sim/link_form.hpp).
     const auto& from = adjacent_[static_cast<size_t>(s)];
     auto it = std::lower_bound(from.begin(), from.end(), std::make_pair(d, -1));
     if (it == from.end() || it->first != d) {

@@ -24,7 +24,7 @@ class FabricZone : public simgrid::kernel::routing::NetZoneImpl {
 public:
   /// Creates the zone with every GPU host and link of cluster, and seals it.
   /// switch_hosts: also a host per switch, for the link form (flow fidelity); analytical
-  /// runs only read routes and skip them (S3: 3,000 hosts).
+  /// runs only read routes and skip them (S3 would have 3,079 more hosts).
   FabricZone(const std::string& name, std::shared_ptr<const topology::Cluster> cluster, simgrid::s4u::NetZone* parent,
              bool switch_hosts);
 

@@ -25,6 +25,15 @@ TEST(BenchScale, SmallestScenariosReportEveryField) {
     EXPECT_EQ(r["status"], "ok") << r.dump();
     for (const char* k : {"scenario", "ranks", "step_time_s", "wall_s", "rss_mib", "events_per_s"}) EXPECT_TRUE(r.contains(k)) << k;
     EXPECT_GT(r["step_time_s"].get<double>(), 0.0);
+    // Where the wall time went: the stages are measured inside it.
+    double stages = 0;
+    for (const char* k : {"platform_s", "program_s", "execute_s"}) {
+      ASSERT_TRUE(r.contains(k)) << k;
+      EXPECT_GE(r[k].get<double>(), 0.0) << k;
+      stages += r[k].get<double>();
+    }
+    EXPECT_GT(r["platform_s"].get<double>(), 0.0);
+    EXPECT_LE(stages, r["wall_s"].get<double>() * (1 + 1e-9));
     EXPECT_GT(r["rss_mib"].get<double>(), 0.0);
   }
   EXPECT_EQ(rows[0]["scenario"], "S5-a2a-8");

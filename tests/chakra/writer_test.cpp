@@ -313,28 +313,22 @@ TEST(ChakraWriter, PipelineReceivesCarryTheSizeOfTheirSend) {
 
 TEST(ChakraWriter, RejectsReceivesItCannotSize) {
   TempDir dir;
-  {
-    // A receive of a different size than its send: the trace would not replay.
-    Program p = folded_program();
-    p.lanes[1].ops[0].p2p.bytes = 1024;
+  auto expect_refused = [&](const Program& p, const std::string& message) {
     try {
       write_chakra(p, dir / "t");
-      FAIL() << "expected InputError";
+      FAIL() << "expected InputError: " << message;
     } catch (const core::InputError& e) {
-      EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("lane 1 op 0: receive #1 from lane 0 tag 7 expects 1024 bytes but its send sends 16777216"));
+      EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr(message));
     }
-  }
-  {
-    // A receive without a send has no size to write.
-    Program p = folded_program();
-    p.lanes[1].ops[0].p2p.tag = 8;
-    try {
-      write_chakra(p, dir / "t");
-      FAIL() << "expected InputError";
-    } catch (const core::InputError& e) {
-      EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("lane 1 op 0: receive #1 from lane 0 tag 8 has no matching send"));
-    }
-  }
+  };
+  // A receive of a different size than its send: the trace would not replay.
+  Program other_size = folded_program();
+  other_size.lanes[1].ops[0].p2p.bytes = 1024;
+  expect_refused(other_size, "lane 1 op 0: receive #1 from lane 0 tag 7 expects 1024 bytes but its send sends 16777216");
+  // A receive without a send has no size to write.
+  Program no_send = folded_program();
+  no_send.lanes[1].ops[0].p2p.tag = 8;
+  expect_refused(no_send, "lane 1 op 0: receive #1 from lane 0 tag 8 has no matching send");
 }
 
 TEST(ChakraWriter, RemovesStaleRankFilesOfALargerExport) {

@@ -18,6 +18,7 @@
 #include "sim/child_process.hpp"
 #include "sim/cost_model.hpp"
 #include "sim/session.hpp"
+#include "sim/steady_state.hpp"
 #include "workloads/enumerate.hpp"
 #include "workloads/generator.hpp"
 #include "workloads/model.hpp"
@@ -53,6 +54,7 @@ ordered_json row_json(const SearchRow& r) {
                     {"step_time_s", r.step_time_s},
                     {"mfu", r.mfu},
                     {"tokens_per_second", r.tokens_per_second}};
+  if (!r.simulated_micro_batches.empty()) j["extrapolated_from_micro_batches"] = r.simulated_micro_batches;
   if (r.flow_step_time_s >= 0) j["flow_step_time_s"] = r.flow_step_time_s;
   j["plan"] = ordered_json::parse(core::to_json(r.plan));
   return j;
@@ -67,6 +69,7 @@ SearchRow row_from_json(const ordered_json& j) {
   r.step_time_s = j.at("step_time_s").get<double>();
   r.mfu = j.at("mfu").get<double>();
   r.tokens_per_second = j.at("tokens_per_second").get<double>();
+  if (j.contains("extrapolated_from_micro_batches")) r.simulated_micro_batches = j.at("extrapolated_from_micro_batches").get<std::vector<int64_t>>();
   return r;
 }
 
@@ -117,6 +120,8 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
   res.fidelity = to_string(session.exec.fidelity);
   res.fitting = static_cast<int64_t>(candidates.size());
   CostModel cost(platform.spec(), platform.calibration());
+  SteadyStateOptions steady;
+  steady.enabled = !req.exact;
   std::vector<SearchRow> rows;
   auto last_shown = std::chrono::steady_clock::now();
   double best = 0;
@@ -128,21 +133,30 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
     }
     wl::config::Workload w = session.workload;
     *w.mutable_plan() = c.plan;
-    wl::Program program;
+    StepEstimate est;
+    double peak = 0;
+    wl::StepTotals totals;
     try {
-      program = wl::generate(w, platform.size(), session.gen);
+      totals = wl::step_totals(w, platform.size());
+      est = estimate_step(w, platform.size(), [&](const wl::config::Workload& shorter) {
+        const wl::Program program = wl::generate(shorter, platform.size(), session.gen);
+        peak = cost.peak(program.precision);
+        return session.execute_program(program, session.exec).step_time;
+      }, steady);
     } catch (const core::InputError& e) {
       res.skipped.push_back(std::string(e.what()));
       continue;
     }
-    const ExecutionTrace t = session.execute_program(program, session.exec);
     SearchRow r;
     r.plan = c.plan;
     r.memory_bytes = c.memory.total.value();
-    r.step_time_s = t.step_time;
-    const Throughput tp = throughput(program, t.step_time, cost.peak(program.precision));
-    r.mfu = tp.mfu;
-    r.tokens_per_second = tp.tokens_per_second;
+    r.step_time_s = est.step_time_s;
+    if (est.extrapolated()) {
+      r.simulated_micro_batches.assign(est.simulated.begin(), est.simulated.end());
+      ++res.extrapolated;
+    }
+    r.mfu = totals.model_flops / (est.step_time_s * platform.size() * peak);
+    r.tokens_per_second = totals.tokens / est.step_time_s;
     best = std::max(best, r.tokens_per_second);
     rows.push_back(std::move(r));
   }
@@ -213,6 +227,7 @@ SearchResult search_plans(const SearchRequest& request) {
   res.fidelity = j.at("fidelity").get<std::string>();
   res.fitting = j.at("fitting").get<int64_t>();
   res.evaluated = j.at("evaluated").get<int64_t>();
+  res.extrapolated = j.at("extrapolated").get<int64_t>();
   for (const auto& s : j.at("skipped")) res.skipped.push_back(s.get<std::string>());
   if (res.fitting == 0) {
     throw core::InputError("plan search", "no plan of " + res.model + " passes the plan checks and fits " + std::to_string(res.gpus) +
@@ -262,7 +277,7 @@ SearchResult search_plans(const SearchRequest& request) {
 ordered_json to_json(const SearchResult& r) {
   ordered_json j = {{"model", r.model},        {"gpu", r.gpu},           {"gpus", r.gpus},
                     {"fidelity", r.fidelity},  {"fitting", r.fitting},   {"evaluated", r.evaluated},
-                    {"skipped", r.skipped}};
+                    {"extrapolated", r.extrapolated}, {"skipped", r.skipped}};
   ordered_json rows = ordered_json::array();
   for (const auto& row : r.rows) rows.push_back(row_json(row));
   j["plans"] = rows;

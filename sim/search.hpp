@@ -32,6 +32,9 @@ struct SearchRequest {
   /// A progress line on stderr (plans done, best so far; the flow runs of --verify), at
   /// most twice a second. The CLI asks for it when stderr is a terminal.
   bool progress = false;
+  /// Simulate every plan's full step. By default a plan with many micro-batches per
+  /// pipeline is timed from three shorter steps (sim/steady_state.hpp).
+  bool exact = false;
 };
 
 struct SearchRow {
@@ -41,6 +44,9 @@ struct SearchRow {
   double mfu = 0;
   double tokens_per_second = 0;
   double flow_step_time_s = -1;  ///< with `verify`: the flow fidelity's step time
+  /// The micro-batch counts whose steps the step time was extrapolated from (empty: the
+  /// full step was simulated).
+  std::vector<int64_t> simulated_micro_batches;
 };
 
 struct SearchResult {
@@ -50,6 +56,7 @@ struct SearchResult {
   std::string fidelity;     ///< of the ranking
   int64_t fitting = 0;      ///< plans that pass the checks and fit in memory
   int64_t evaluated = 0;    ///< of those, simulated (the others failed to generate)
+  int64_t extrapolated = 0; ///< of those, timed from three shorter steps (sim/steady_state.hpp)
   std::vector<std::string> skipped;  ///< why a fitting plan could not be simulated
   std::vector<SearchRow> rows;       ///< best (most tokens per second) first, at most `top`
   double wall_s = 0;                 ///< of the ranking (not in to_json: results are deterministic)

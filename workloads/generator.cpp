@@ -44,6 +44,20 @@ struct LaneInfo {
 // kEmb: the first and the last pipeline stage, whose tied word embeddings sum gradients.
 enum Dim { kTp, kCp, kEp, kDp, kEdp, kEmb, kDims };
 
+// Tokens and model FLOPs of one step (the numerators of tokens/s and MFU): text tokens of
+// the global batch, image tokens too where they enter the decoder's sequence (not with
+// cross-attention), and the vision encoder's training FLOPs, once per data-parallel replica.
+StepTotals totals_of(const config::ModelSpec& m, const config::ParallelPlan& r, const std::vector<MicroBatchImages>& images) {
+  double image_tokens = 0, encoder = 0;
+  for (const auto& im : images) image_tokens += im.tokens, encoder += im.encoder_flops;
+  const bool cross = m.has_vision() && m.vision().layers() > 0 && m.vision().fusion() == config::VisionEncoder::CROSS_ATTENTION;
+  const auto dp = static_cast<double>(r.dp());
+  StepTotals t;
+  t.tokens = static_cast<double>(r.global_batch()) * static_cast<double>(r.seq_len());
+  t.model_flops = train_flops_per_token(m, r.seq_len()) * (t.tokens + (cross ? 0 : image_tokens * dp)) + 3 * encoder * dp;
+  return t;
+}
+
 class Generator {
 public:
   Generator(const config::Workload& w, int gpus, const GeneratorOptions& o) : w_(w), gpus_(gpus), opt_(o) {}
@@ -93,11 +107,9 @@ public:
       p_.moe_top_k = static_cast<int>(m_.moe().top_k());
       p_.moe_max_nodes = static_cast<int>(std::max<int64_t>(0, m_.moe().max_nodes_per_token()));
     }
-    double image_tokens = 0, encoder = 0;
-    for (const auto& im : images_) image_tokens += im.tokens, encoder += im.encoder_flops;
-    p_.tokens_per_step = d(r_.global_batch()) * d(seq_);
-    p_.model_flops_per_step = train_flops_per_token(m_, seq_) * (p_.tokens_per_step + (cross_ ? 0 : image_tokens * d(dp_))) +
-                              3 * encoder * d(dp_);
+    const StepTotals totals = totals_of(m_, r_, images_);
+    p_.tokens_per_step = totals.tokens;
+    p_.model_flops_per_step = totals.model_flops;
     make_lanes();
     make_comms();
     for (uint32_t l = 0; l < p_.lanes.size(); ++l) {
@@ -969,6 +981,14 @@ private:
 
 Program generate(const config::Workload& w, int gpus, const GeneratorOptions& options) {
   return Generator(w, gpus, options).run();
+}
+
+StepTotals step_totals(const config::Workload& w, int gpus) {
+  const std::string where = "workload " + w.name();
+  const config::ModelSpec m = workload_model(w, where);
+  validate_plan(m, w.plan(), gpus, "--set");
+  const config::ParallelPlan r = resolve_plan(m, w.plan(), gpus);
+  return totals_of(m, r, sample_images(m, micro_batches(r), r.micro_batch(), w.seed()));
 }
 
 }  // namespace tcsim::workloads

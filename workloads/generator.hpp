@@ -69,4 +69,13 @@ struct GeneratorOptions {
 /// (plan.hpp check_plan) and bad data distributions are InputErrors.
 Program generate(const config::Workload& w, int gpus, const GeneratorOptions& options = {});
 
+/// The step's tokens and model FLOPs (the program's tokens_per_step and
+/// model_flops_per_step) without generating the program: for a step whose time is
+/// estimated from shorter ones (sim/steady_state.hpp). Same InputErrors as generate().
+struct StepTotals {
+  double tokens = 0;
+  double model_flops = 0;
+};
+StepTotals step_totals(const config::Workload& w, int gpus);
+
 }  // namespace tcsim::workloads

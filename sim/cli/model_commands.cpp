@@ -303,6 +303,9 @@ void register_model_commands(CLI::App& app) {
   se->add_option("--virtual-stages", so->req.virtual_stages, "interleaved chunks per rank tried (default: the workload's)");
   se->add_option("--top", so->req.top, "plans shown, most tokens/s first")->capture_default_str();
   se->add_option("--verify", so->req.verify, "re-simulate the best N with the flow fidelity")->capture_default_str();
+  se->add_flag("--exact", so->req.exact,
+               "simulate every plan's full step (default: a plan with many micro-batches per pipeline is timed from three "
+               "shorter steps, extrapolated along the steady state when their slopes agree to 0.1%)");
   se->add_flag("--json", so->json, "print JSON instead of a table");
   se->callback([so] {
     so->req.progress = isatty(STDERR_FILENO) != 0;
@@ -313,6 +316,11 @@ void register_model_commands(CLI::App& app) {
       std::printf("%s on %d %s GPUs: %lld plans fit in memory, %lld simulated (%s fidelity); most tokens/s first\n",
                   r.model.c_str(), r.gpus, r.gpu.c_str(), static_cast<long long>(r.fitting),
                   static_cast<long long>(r.evaluated), r.fidelity.c_str());
+      if (r.extrapolated > 0) {
+        std::printf("%lld of them timed from three shorter steps, extrapolated along the steady state (marked ~; --exact "
+                    "simulates every full step)\n",
+                    static_cast<long long>(r.extrapolated));
+      }
       std::printf("%4s %4s %4s %4s %4s %6s %4s %-10s %-16s %3s %2s %10s %10s %6s %12s%s\n", "rank", "tp", "pp", "ep", "cp", "dp",
                   "zero", "recompute", "schedule", "mb", "v", "memory/GPU", "step (s)", "MFU", "tokens/s",
                   so->req.verify > 0 ? "  flow step (s)" : "");
@@ -326,12 +334,13 @@ void register_model_commands(CLI::App& app) {
           flow = buf;
         }
         const auto& p = row.plan;
-        std::printf("%4d %4lld %4lld %4lld %4lld %6lld %4lld %-10s %-16s %3lld %2lld %6.2f GiB %10.4g %5.1f%% %12.4g%s\n", ++rank,
+        std::printf("%4d %4lld %4lld %4lld %4lld %6lld %4lld %-10s %-16s %3lld %2lld %6.2f GiB %9.4g%s %5.1f%% %12.4g%s\n", ++rank,
                     static_cast<long long>(p.tp()), static_cast<long long>(p.pp()), static_cast<long long>(p.ep()),
                     static_cast<long long>(p.cp()), static_cast<long long>(p.dp()), static_cast<long long>(p.zero_stage()),
                     wl::config::ParallelPlan::Recompute_Name(p.recompute()).c_str(), p.pp() > 1 ? p.schedule().c_str() : "-",
                     static_cast<long long>(p.micro_batch()), static_cast<long long>(std::max<int64_t>(1, p.virtual_stages())),
-                    row.memory_bytes / 1073741824.0, row.step_time_s, 100 * row.mfu, row.tokens_per_second, flow.c_str());
+                    row.memory_bytes / 1073741824.0, row.step_time_s, row.simulated_micro_batches.empty() ? " " : "~",
+                    100 * row.mfu, row.tokens_per_second, flow.c_str());
       }
       if (!r.skipped.empty()) std::printf("%zu fitting plans could not be generated, e.g.: %s\n", r.skipped.size(), r.skipped.front().c_str());
     }

@@ -393,6 +393,11 @@ private:
       inst->expected = participants_[op.coll.comm];
     }
     inst->members.emplace_back(lane, i);
+    // Its NCCL kernel is resident from here, spinning on its SMs while it waits for the
+    // other members: compute this lane launches meanwhile runs on the remaining SMs. (Counting
+    // from the start of the instance instead made replicas that arrive at the same instant
+    // differ by the order in which they were issued.)
+    st.active_comm++;
     if (inst->members.size() < inst->expected) return;
     auto ready = inst;
     instances_.erase(key);
@@ -419,10 +424,7 @@ private:
     auto [lane0, op0] = inst->members.front();
     const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
     inst->key = key_of(coll);
-    for (auto [l, i] : inst->members) {
-      trace_.ops[l][i].start = now();
-      lanes_[l].active_comm++;
-    }
+    for (auto [l, i] : inst->members) trace_.ops[l][i].start = now();
     auto& use = uses_[inst->key];
     if (use.second == nullptr) use.second = &coll;
     ++use.first;

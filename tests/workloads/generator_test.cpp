@@ -249,20 +249,24 @@ TEST(Generator, EnumeratedPlansGenerate) {
 }
 
 TEST(Generator, FoldedAndUnfoldedPipelinesGiveTheSameStepTime) {
-  // dense-demo TP2 PP2 (SP) and moe-demo PP2 EP4 with DualPipe, on 2 H800 nodes.
+  // dense-demo TP2 PP2 (with and without SP) and moe-demo PP2 EP4 with DualPipe, on 2 H800 nodes.
   auto xml = simtest::make_platform("H800", 2);
-  for (const auto& sets : std::vector<std::vector<std::string>>{
-           {"plan.tp=2", "plan.pp=2", "plan.sp=true", "plan.num_micro_batches=4"},
-           {"plan.pp=2", "plan.ep=4", "plan.schedule=dualpipe", "plan.num_micro_batches=4"}}) {
+  for (const auto& [workload, sets] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"dense-demo", {"plan.tp=2", "plan.pp=2", "plan.sp=true", "plan.num_micro_batches=4"}},
+           {"dense-demo", {"plan.tp=2", "plan.pp=2"}},
+           {"moe-demo", {"plan.pp=2", "plan.ep=4", "plan.schedule=dualpipe", "plan.num_micro_batches=4"}}}) {
     sim::RunRequest a, b;
     a.platform = b.platform = xml;
-    a.workload = b.workload = sets.size() == 4 && sets[0] == "plan.tp=2" ? "dense-demo" : "moe-demo";
+    a.workload = b.workload = workload;
     a.sets = b.sets = sets;
     a.sets.push_back("sim.fold=true");
     b.sets.push_back("sim.fold=false");
     auto fa = sim::simulate_in_child(a), fb = sim::simulate_in_child(b);
     EXPECT_GT(fa.step_time_s, 0);
-    EXPECT_NEAR(fa.step_time_s, fb.step_time_s, 0.01 * fb.step_time_s) << a.workload;
+    // The same to rounding: replicas that reach a collective at the same instant count its
+    // kernel as resident from their own arrival, whatever order they were issued in (before,
+    // only the last arrival slowed its compute for SM contention: dense-demo differed 0.8%).
+    EXPECT_NEAR(fa.step_time_s, fb.step_time_s, 1e-9 * fb.step_time_s) << a.workload;
     EXPECT_LT(fa.ops, fb.ops);
   }
 }

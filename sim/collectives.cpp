@@ -265,11 +265,14 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
   // rank pair (S1 plans 64-rank all-to-alls of this kind; the map was 8% of its analytical
   // execution). Emitted below in (source rank, destination rank) order, as the map was.
   std::vector<double> acc(n * n, 0.0);
+  // The positions on each node, ascending (the order the sums below add them in): scanning
+  // all n positions for every (source, node) was n x n x nodes steps, 13% of plan search.
+  std::vector<std::vector<size_t>> on_node(M);
+  for (size_t j = 0; j < n; ++j) on_node[node_slot[j]].push_back(j);
   for (size_t i = 0; i < n; ++i) {
     for (size_t b = 0; b < M; ++b) {
       double to_node = 0;
-      for (size_t j = 0; j < n; ++j) {
-        if (node_slot[j] != b) continue;
+      for (size_t j : on_node[b]) {
         const double bytes = a2a_bytes(op, n, i, j);
         if (bytes <= 0) continue;
         if (b == node_slot[i]) {

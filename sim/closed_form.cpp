@@ -24,6 +24,7 @@ ClosedForm::ClosedForm(const Platform& platform) : platform_(platform) {
 // the largest route latency, then the most loaded link's bytes over its bandwidth.
 double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
   double latency = 0;
+  ev.transfers += ph.transfers.size() * ph.repeat;
   for (const auto& t : ph.transfers) {
     route_.clear();
     double lat = 0;

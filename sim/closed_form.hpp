@@ -28,6 +28,9 @@ struct Evaluation {
   /// byte_scale included; each link once, in no particular order.
   std::vector<std::pair<uint32_t, double>> link_bytes;
   bool groups_disjoint = true;  ///< no link carries traffic of two groups
+  /// Point-to-point transfers of all phases, repeats included (the work the step's
+  /// communication comprises: n(n-1) for an all-to-all over n ranks).
+  size_t transfers = 0;
 };
 
 /// Closed forms over one platform's routes. Per-link state lives in arrays indexed by link

@@ -876,6 +876,7 @@ private:
         total[id] += b * static_cast<double>(uses);
         used[id] = 1;
       }
+      trace_.transfers += ev.transfers * uses;
     };
     for (const auto& [key, use] : uses_) {
       if (use.second == nullptr) continue;

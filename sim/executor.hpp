@@ -67,6 +67,9 @@ struct ExecutionTrace {
   size_t activities = 0;   ///< all SimGrid activities started (events, in analytical mode)
   size_t memo_hits = 0;     ///< flow: collectives and sends that ran as timers to the end
   size_t memo_replaced = 0; ///< flow: such timers turned back into transfers (traffic shared a link)
+  /// Point-to-point transfers the step's collectives and sends comprise (repeats included),
+  /// whatever the fidelity: the size of the communication a run simulates.
+  size_t transfers = 0;
   /// Bytes each link carried in the step (collectives and sends, byte_scale included),
   /// for the per-tier utilisation report; links that carried nothing are absent.
   std::vector<std::pair<simgrid::s4u::Link*, double>> link_bytes;

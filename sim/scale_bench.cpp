@@ -104,7 +104,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   try {
     text = run_in_child([&] {
       double step = 0;
-      size_t events = 0, memo_hits = 0;
+      size_t events = 0, memo_hits = 0, transfers = 0;
       std::string error;
       auto t0 = std::chrono::steady_clock::now();
       auto since = [](std::chrono::steady_clock::time_point t) {
@@ -138,13 +138,14 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         step = trace.step_time;
         events = trace.activities;
         memo_hits = trace.memo_hits;
+        transfers = trace.transfers;
       } catch (const std::exception& e) {
         error = e.what();  // reported in the row, the other scenarios still run
       }
       double wall = since(t0);
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
-      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
+      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"transfers", transfers}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
                              {"platform_s", platform_s}, {"program_s", program_s}, {"execute_s", execute_s}}.dump();
     });
   } catch (const std::exception& e) {
@@ -155,6 +156,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   row.step_time_s = j["step"].get<double>();
   row.events = j["events"].get<size_t>();
   row.memo_hits = j["memo_hits"].get<size_t>();
+  row.transfers = j["transfers"].get<size_t>();
   row.wall_s = j["wall"].get<double>();
   row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
   row.platform_s = j["platform_s"].get<double>();
@@ -208,6 +210,7 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
   for (const auto& r : rows) {
     j.push_back({{"scenario", r.scenario}, {"ranks", r.ranks}, {"step_time_s", r.step_time_s}, {"wall_s", r.wall_s},
                  {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"memo_hits", r.memo_hits},
+                 {"transfers", r.transfers},
                  {"platform_s", r.platform_s}, {"program_s", r.program_s}, {"execute_s", r.execute_s},
                  {"fidelity", r.fidelity}, {"status", r.status},
                  {"description", r.description}});

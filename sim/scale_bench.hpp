@@ -22,6 +22,7 @@ struct ScaleRow {
   double rss_mib = 0;
   double events_per_s = 0;  ///< SimGrid activities started per wall second
   size_t events = 0;
+  size_t transfers = 0;     ///< point-to-point transfers in the step's communication
   std::string status = "ok";  ///< or why it did not run
   std::string fidelity = "flow";
   size_t memo_hits = 0;       ///< collectives timed from an identical earlier one (flow)

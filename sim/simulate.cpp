@@ -201,6 +201,7 @@ RunResult simulate(const RunRequest& req) {
   r.ptasks = trace.ptasks;
   r.link_form_tasks = trace.link_form_tasks;
   r.activities = trace.activities;
+  r.transfers = trace.transfers;
   r.inputs["overrides"] = req.sets;
   r.inputs["fidelity"] = to_string(exec_opts.fidelity);
   if (replay) {

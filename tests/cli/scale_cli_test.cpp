@@ -38,6 +38,8 @@ TEST(BenchScale, SmallestScenariosReportEveryField) {
   }
   EXPECT_EQ(rows[0]["scenario"], "S5-a2a-8");
   EXPECT_EQ(rows[0]["ranks"], 8);
+  // The communication's size: an all-to-all over 8 ranks is 8 x 7 point-to-point transfers.
+  EXPECT_EQ(rows[0]["transfers"], 56);
 }
 
 namespace {
@@ -67,6 +69,9 @@ TEST(BenchScale, AnalyticalAgreesWithFlow) {
     const double f = flow[i]["step_time_s"].get<double>();
     EXPECT_GT(f, 0.0);
     EXPECT_NEAR(analytical[i]["step_time_s"].get<double>(), f, 0.05 * f) << flow[i]["scenario"];
+    // Same programs, same collective plans: the same communication, counted in transfers.
+    EXPECT_EQ(analytical[i]["transfers"], flow[i]["transfers"]) << flow[i]["scenario"];
+    EXPECT_GT(flow[i]["transfers"].get<size_t>(), 0u);
   }
   // S4: 232 all-to-alls and an all-reduce, each alone on the network: all timed without flows.
   EXPECT_EQ(flow[3]["scenario"], "S4-256");

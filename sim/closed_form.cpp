@@ -3,16 +3,15 @@
 #include <algorithm>
 
 namespace tcsim::sim {
-namespace sg = simgrid::s4u;
 
 ClosedForm::ClosedForm(const Platform& platform) : platform_(platform) {
   const auto& links = platform.all_links();
   const size_t n = links.size();
   bandwidth_.reserve(n);
   fatpipe_.reserve(n);
-  for (sg::Link* l : links) {
-    bandwidth_.push_back(l->get_bandwidth());
-    fatpipe_.push_back(l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE ? 1 : 0);
+  for (const LinkInfo& l : links) {
+    bandwidth_.push_back(l.bandwidth);
+    fatpipe_.push_back(l.fatpipe ? 1 : 0);
   }
   load_.assign(n, 0.0);
   in_phase_.assign(n, 0);

@@ -786,9 +786,9 @@ private:
       const uint64_t key = (static_cast<uint64_t>(t.src) << 32) | static_cast<uint32_t>(t.dst);
       auto it = latency_cache_.find(key);
       if (it == latency_cache_.end()) {
-        std::vector<sg::Link*> links;
+        std::vector<uint32_t> ids;
         double lat = 0;
-        platform_.route(t.src, t.dst, links, &lat);
+        platform_.route_ids(t.src, t.dst, ids, &lat);
         it = latency_cache_.emplace(key, lat).first;
       }
       worst = std::max(worst, it->second);
@@ -868,9 +868,9 @@ private:
 
   // Bytes per link over the step: each distinct collective and send, times its uses.
   void account_links() {
-    const auto& links = platform_.all_links();
-    std::vector<double> total(links.size(), 0.0);
-    std::vector<char> used(links.size(), 0);  // a link may carry 0 bytes and still be listed
+    const size_t links = platform_.all_links().size();
+    std::vector<double> total(links, 0.0);
+    std::vector<char> used(links, 0);  // a link may carry 0 bytes and still be listed
     auto add = [&](const Evaluation& ev, size_t uses) {
       for (const auto& [id, b] : ev.link_bytes) {
         total[id] += b * static_cast<double>(uses);
@@ -890,8 +890,8 @@ private:
     }
     // By link name: link ids are positions in the platform's name order.
     trace_.link_bytes.clear();
-    for (uint32_t id = 0; id < links.size(); ++id)
-      if (used[id] != 0) trace_.link_bytes.emplace_back(links[id], total[id]);
+    for (uint32_t id = 0; id < links; ++id)
+      if (used[id] != 0) trace_.link_bytes.emplace_back(id, total[id]);
   }
 
   void check_finished() {

@@ -19,6 +19,7 @@
 // without a send) is reported with who waits on what, as an InputError.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -70,9 +71,10 @@ struct ExecutionTrace {
   /// Point-to-point transfers the step's collectives and sends comprise (repeats included),
   /// whatever the fidelity: the size of the communication a run simulates.
   size_t transfers = 0;
-  /// Bytes each link carried in the step (collectives and sends, byte_scale included),
-  /// for the per-tier utilisation report; links that carried nothing are absent.
-  std::vector<std::pair<simgrid::s4u::Link*, double>> link_bytes;
+  /// (link id, bytes) for each link that carried traffic in the step (collectives and
+  /// sends, byte_scale included), by id (Platform::all_links(), i.e. by name), for the
+  /// per-tier utilisation report; links that carried nothing are absent.
+  std::vector<std::pair<uint32_t, double>> link_bytes;
 };
 
 struct ExecutorOptions {
@@ -98,6 +100,13 @@ struct ExecutorOptions {
   std::function<void(const Progress&)> progress;
   double progress_interval_s = 0.5;
 };
+
+/// The SimGrid objects a platform built from a cluster needs for runs with these options:
+/// none for the analytical fidelity, switch hosts too for the flow fidelity's link form.
+inline SimgridObjects simgrid_objects(const ExecutorOptions& o) {
+  if (o.fidelity == Fidelity::Analytical) return SimgridObjects::None;
+  return o.link_form ? SimgridObjects::GpusAndSwitches : SimgridObjects::Gpus;
+}
 
 /// Runs program on platform in the current SimGrid engine. Call once per process.
 ExecutionTrace execute(const Platform& platform, const workloads::Program& program, const CostModel& cost,

@@ -92,24 +92,4 @@ void FabricZone::get_local_route(const simgrid::kernel::routing::NetPoint* src,
   }
 }
 
-void FabricZone::route(int src, int dst, std::vector<sg::Link*>& into, double* latency) {
-  if (src == dst) return;
-  cluster_->route(src, dst, scratch_);
-  for (const auto& hop : scratch_) {
-    auto idx = static_cast<size_t>(hop.link);
-    into.push_back(hop.up ? up_[idx] : down_[idx]);
-    if (latency != nullptr) *latency += latency_[idx];
-  }
-}
-
-void FabricZone::route(int src, int dst, const std::vector<uint32_t>& ids, std::vector<uint32_t>& into, double* latency) {
-  if (src == dst) return;
-  cluster_->route(src, dst, scratch_);
-  for (const auto& hop : scratch_) {
-    auto idx = static_cast<size_t>(hop.link);
-    into.push_back(ids[2 * idx + (hop.up ? 0 : 1)]);
-    if (latency != nullptr) *latency += latency_[idx];
-  }
-}
-
 }  // namespace tcsim::sim

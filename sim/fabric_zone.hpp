@@ -5,7 +5,11 @@
 // cluster as Full-zone XML would be ~80 GB.
 //
 // Hosts are created first, so a GPU's netpoint id is its rank; links are SimGrid
-// split-duplex links named like the XML convention (nvl-, nic-, fab- prefixes).
+// split-duplex links named like the XML convention (nvl-, nic-, fab- prefixes; SimGrid
+// names the two directions "<name>_UP" and "<name>_DOWN"). Built for the flow fidelity
+// only: analytical runs build no SimGrid objects (Platform::build, SimgridObjects::None),
+// and every platform built from a cluster routes closed forms through the cluster itself
+// (Platform::route_ids).
 #pragma once
 
 #include <memory>
@@ -30,15 +34,6 @@ public:
 
   void get_local_route(const simgrid::kernel::routing::NetPoint* src, const simgrid::kernel::routing::NetPoint* dst,
                        simgrid::kernel::routing::Route* into, double* latency) override;
-
-  /// The route from GPU src to GPU dst (ranks) that get_local_route gives SimGrid, without
-  /// SimGrid's route resolution around it: links appended to into, latencies added to
-  /// *latency. Closed forms route every pair of a collective's phases (S1: 104,192), and
-  /// that resolution (common ancestors, a set of zones per call) cost more than the route.
-  void route(int src, int dst, std::vector<simgrid::s4u::Link*>& into, double* latency);
-  /// The same route as link ids: for each hop, ids[2 * cluster link] going up, ids[2 * cluster
-  /// link + 1] going down (the positions of links()), appended to into.
-  void route(int src, int dst, const std::vector<uint32_t>& ids, std::vector<uint32_t>& into, double* latency);
 
   [[nodiscard]] const std::vector<simgrid::s4u::Host*>& hosts() const { return hosts_; }
 

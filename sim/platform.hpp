@@ -1,10 +1,15 @@
-// The loaded platform: GPU hosts in rank order with their specs (read back from host
-// properties, see platforms/README.md), the links by kind, and the calibration of the
-// GPU family applied to link bandwidths. The only bridge between topology/ data and
-// SimGrid objects.
+// The loaded platform: GPUs in rank order with their spec, every link direction with its
+// effective bandwidth (line rate x the GPU family's calibrated efficiency), and the routes
+// between GPUs as link ids. XML platforms are loaded into SimGrid and read back from it
+// (host properties, see platforms/README.md). Generated clusters are built in memory:
+// as SimGrid objects for the flow fidelity, or without any (no zone, host or link) for
+// the analytical fidelity, whose closed forms only need the link table and the routes.
+// The only bridge between topology/ data and SimGrid objects.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,11 +26,28 @@ namespace tcsim::sim {
 class FabricZone;
 
 struct GpuHost {
-  simgrid::s4u::Host* host = nullptr;
+  simgrid::s4u::Host* host = nullptr;  ///< nullptr on a platform built without SimGrid objects
   int rank = 0;
   int node = 0;
   int index = 0;  ///< GPU index inside its node (its rail / plane)
   int domain = 0; ///< NVLink domain (the node, or a rack-scale domain such as NVL72)
+};
+
+/// One direction of a link. Its id is its position in Platform::all_links().
+struct LinkInfo {
+  std::string name;      ///< SimGrid's name: "<link>_UP" / "<link>_DOWN" for split-duplex links
+  std::string kind;      ///< "nvlink", "nic", "fabric" or "other"
+  double bandwidth = 0;  ///< effective: line rate (after gpu.* re-rating) x calibrated efficiency
+  double latency = 0;
+  bool fatpipe = false;  ///< limits each flow, not their sum (SimGrid's FATPIPE)
+  simgrid::s4u::Link* sg = nullptr;  ///< the SimGrid link; nullptr without SimGrid objects
+};
+
+/// What SimGrid objects Platform::build creates for a generated cluster.
+enum class SimgridObjects {
+  None,             ///< none (analytical fidelity): GPUs, links and routes from the cluster alone
+  Gpus,             ///< a zone with the GPU hosts and links (flow fidelity)
+  GpusAndSwitches,  ///< and a host per switch, for the flow fidelity's link form (sim/link_form.hpp)
 };
 
 class Platform {
@@ -35,13 +57,14 @@ public:
   /// nvlink/nic links of the platform, so a sweep need not regenerate the XML.
   /// Link bandwidths are then scaled by the family's calibrated efficiencies.
   static Platform load(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides);
-  /// Builds the platform of a generated cluster in memory (sim/fabric_zone.hpp): same
-  /// hosts, properties and links as its `topo gen` XML, routes computed on demand, so it
-  /// scales to tens of thousands of GPUs. gpu.* overrides must already be in cluster.gpu.
-  /// switch_hosts: a host per switch too, for the flow fidelity's link form
-  /// (sim/link_form.hpp); the analytical fidelity has no use for them.
+  /// Builds the platform of a generated cluster in memory, routes computed on demand, so
+  /// it scales to tens of thousands of GPUs. gpu.* overrides must already be in
+  /// cluster.gpu. With SimGrid objects: the zone of sim/fabric_zone.hpp, same hosts,
+  /// properties and links as the cluster's `topo gen` XML. Without (analytical fidelity):
+  /// the same GPUs, spec, link table (names, order, bandwidths) and routes, and nothing in
+  /// the engine; GpuHost::host, timer_host() and fabric() are then nullptr.
   static Platform build(simgrid::s4u::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides,
-                        bool switch_hosts = true);
+                        SimgridObjects objects = SimgridObjects::GpusAndSwitches);
 
   [[nodiscard]] const std::vector<GpuHost>& gpus() const { return gpus_; }
   [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }
@@ -51,25 +74,32 @@ public:
   [[nodiscard]] const topology::GpuSpec& spec() const { return spec_; }
   [[nodiscard]] const FamilyCalibration& calibration() const { return calibration_; }
   [[nodiscard]] const std::string& path() const { return path_; }
-  /// Links of one kind ("nvlink", "nic", "fabric"), each direction separately, by name.
-  [[nodiscard]] const std::vector<simgrid::s4u::Link*>& links(const std::string& kind) const;
-  /// The route from GPU rank src to GPU rank dst, as SimGrid routes it: links appended to
-  /// links, latencies added to *latency. In-memory platforms answer from their cluster.
-  void route(int src, int dst, std::vector<simgrid::s4u::Link*>& links, double* latency) const;
-  /// Every link of the platform, each direction separately, by name. A link's position
-  /// here is its id, for per-link arrays (closed forms, link accounting).
-  [[nodiscard]] const std::vector<simgrid::s4u::Link*>& all_links() const { return links_by_name_; }
-  /// route() as link ids, the links in the same order, the latencies added in the same order.
+  /// Every link of the platform, each direction separately, sorted by name (as SimGrid
+  /// names them). A link's position here is its id, for per-link arrays (closed forms,
+  /// link accounting, utilisation reports). XML platforms also list SimGrid's
+  /// __loopback__; in-memory ones list the cluster's links only.
+  [[nodiscard]] const std::vector<LinkInfo>& all_links() const { return links_; }
+  /// The route from GPU rank src to GPU rank dst as link ids, latencies added to *latency,
+  /// as SimGrid routes it (in-memory platforms answer from their cluster, hop by hop).
   void route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const;
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
+  /// nullptr without SimGrid objects (the flow fidelity only).
   [[nodiscard]] simgrid::s4u::Host* timer_host() const { return timer_host_; }
-  /// The in-memory fabric (sim/fabric_zone.hpp), or nullptr for an XML platform.
+  /// The in-memory fabric's SimGrid zone (sim/fabric_zone.hpp), or nullptr for an XML
+  /// platform or one built without SimGrid objects.
   [[nodiscard]] const FabricZone* fabric() const { return fabric_; }
 
 private:
-  static Platform collect(simgrid::s4u::Engine& engine, const std::string& path, core::Overrides& overrides,
-                          simgrid::s4u::NetZone* parent);
+  // The GPU hosts of the engine (every host with tcsim.role=gpu), checked, in rank order,
+  // and spec_ from the first one's properties; a timer host is added under parent.
+  void collect_hosts(simgrid::s4u::Engine& engine, simgrid::s4u::NetZone* parent);
+  // gpu.* overrides on spec_, then calibration_ for its family.
+  void apply_overrides(core::Overrides& overrides);
+  // Checks links, sorts them by name into links_, re-rates nvlink/nic links where
+  // gpu.nvlink_bw / gpu.nic_bw moved spec_ away from `before`, applies the calibrated
+  // efficiencies (to the SimGrid links too). Returns each input link's id.
+  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, const topology::GpuSpec& before);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;
@@ -78,11 +108,13 @@ private:
   FamilyCalibration calibration_;
   simgrid::s4u::Host* timer_host_ = nullptr;
   FabricZone* fabric_ = nullptr;  // in-memory platforms (owned by SimGrid)
-  std::vector<simgrid::s4u::Link*> nvlink_links_, nic_links_, fabric_links_, other_links_;
-  std::vector<simgrid::s4u::Link*> links_by_name_;
-  // Link ids: of an in-memory platform's links by their position in FabricZone::links(); of
-  // an XML platform's links by address (route_to gives links).
-  std::vector<uint32_t> zone_link_ids_;
+  std::vector<LinkInfo> links_;  // by name
+  // In-memory platforms: the cluster, which routes, and the id of each hop: of cluster link
+  // i going up at 2i, going down at 2i + 1. XML platforms: link ids by SimGrid link
+  // (route_to gives links).
+  std::shared_ptr<const topology::Cluster> cluster_;
+  std::vector<uint32_t> hop_ids_;
+  mutable std::vector<topology::Hop> hops_;  // scratch of route_ids
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
 };
 

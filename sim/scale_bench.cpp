@@ -119,10 +119,12 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         char* argv[] = {a0, a1, nullptr};
         sg::Engine engine(&argc, argv);
         configure_engine(engine);
+        ExecutorOptions opts;
+        opts.fidelity = fidelity;
         auto spec = topology::find_gpu(sc.gpu);
         topology::apply_gpu_overrides(spec, o);
         auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
-        Platform platform = Platform::build(engine, cluster, o, fidelity == Fidelity::Flow);
+        Platform platform = Platform::build(engine, cluster, o, simgrid_objects(opts));
         platform_s = since(t0);
         auto t1 = std::chrono::steady_clock::now();
         auto program = sc.program(platform.size(), o);
@@ -131,8 +133,6 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         CostModel cost(platform.spec(), platform.calibration());
         AlgorithmSelector selector;
         if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});  // as tcsim run
-        ExecutorOptions opts;
-        opts.fidelity = fidelity;
         auto trace = execute(platform, program, cost, selector, opts);
         execute_s = since(t1);
         step = trace.step_time;

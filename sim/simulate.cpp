@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 
 #include <simgrid/s4u.hpp>
 
@@ -63,19 +62,23 @@ std::string link_tier(const std::string& kind, const std::string& name) {
 }
 
 // Bytes each link carried over its effective capacity for the step, averaged per tier.
-// The executor accounts the bytes of every collective and send over SimGrid's routes
-// (SimGrid's link load plugin does not see L07 parallel tasks: measured 0 here).
+// The executor accounts the bytes of every collective and send over the platform's routes
+// (SimGrid's link load plugin does not see L07 parallel tasks: measured 0 here). Links
+// and trace.link_bytes are both by id (by name): each tier adds its links in name order.
 std::map<std::string, double> link_utilisation(const Platform& platform, const ExecutionTrace& trace) {
   std::map<std::string, std::pair<double, int>> acc;
   if (trace.step_time <= 0) return {};
-  std::unordered_map<const sg::Link*, double> carried(trace.link_bytes.begin(), trace.link_bytes.end());
-  for (const char* kind : {"nvlink", "nic", "fabric"})
-    for (sg::Link* l : platform.links(kind)) {
-      auto& a = acc[link_tier(kind, l->get_name())];
-      auto it = carried.find(l);
-      if (it != carried.end()) a.first += it->second / (l->get_bandwidth() * trace.step_time);
-      a.second += 1;
-    }
+  const auto& links = platform.all_links();
+  auto carried = trace.link_bytes.begin();
+  for (uint32_t id = 0; id < links.size(); ++id) {
+    const LinkInfo& l = links[id];
+    const bool has = carried != trace.link_bytes.end() && carried->first == id;
+    const double bytes = has ? (carried++)->second : 0.0;
+    if (l.kind != "nvlink" && l.kind != "nic" && l.kind != "fabric") continue;
+    auto& a = acc[link_tier(l.kind, l.name)];
+    if (has) a.first += bytes / (l.bandwidth * trace.step_time);
+    a.second += 1;
+  }
   std::map<std::string, double> out;
   for (const auto& [k, v] : acc)
     if (v.second > 0) out[k] = v.first / v.second;
@@ -132,7 +135,7 @@ Session::Session(const RunRequest& req) {
     topology::GpuSpec spec = topology::find_gpu(req.gpu, "--gpu");
     topology::apply_gpu_overrides(spec, overrides);
     auto cluster = topology::build_cluster(spec, req.nodes, req.gpus_per_node, req.fabric, overrides);
-    platform.emplace(Platform::build(*engine, cluster, overrides, exec.fidelity == Fidelity::Flow && exec.link_form));
+    platform.emplace(Platform::build(*engine, cluster, overrides, simgrid_objects(exec)));
   }
 
   std::vector<std::string> known = topology::gpu_keys();

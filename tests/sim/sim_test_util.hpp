@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -102,19 +103,30 @@ inline workloads::Program send_recv_program(double flops, double bytes) {
   return p;
 }
 
-/// Loads a platform in the current (child) process and runs program on it.
-inline sim::ExecutionTrace run_program(const std::string& platform_path, const workloads::Program& program,
-                                       const std::vector<std::string>& sets = {}, sim::ExecutorOptions opts = {}) {
+/// A quiet SimGrid engine configured as tcsim configures it (one per process: in a child).
+inline std::unique_ptr<simgrid::s4u::Engine> make_engine() {
   int argc = 2;
   char a0[] = "test", a1[] = "--log=root.thres:critical";
   char* argv[] = {a0, a1, nullptr};
-  simgrid::s4u::Engine engine(&argc, argv);
-  sim::configure_engine(engine);
+  auto engine = std::make_unique<simgrid::s4u::Engine>(&argc, argv);
+  sim::configure_engine(*engine);
+  return engine;
+}
+
+inline core::Overrides overrides(const std::vector<std::string>& sets) {
   core::Overrides o;
   for (const auto& s : sets) o.add(s);
+  return o;
+}
+
+/// Loads a platform in the current (child) process and runs program on it.
+inline sim::ExecutionTrace run_program(const std::string& platform_path, const workloads::Program& program,
+                                       const std::vector<std::string>& sets = {}, sim::ExecutorOptions opts = {}) {
+  auto engine = make_engine();
+  core::Overrides o = overrides(sets);
   sim::AlgorithmSelector selector;
   selector.configure(o);
-  auto platform = sim::Platform::load(engine, platform_path, o);
+  auto platform = sim::Platform::load(*engine, platform_path, o);
   sim::CostModel cost(platform.spec(), platform.calibration());
   return sim::execute(platform, program, cost, selector, opts);
 }

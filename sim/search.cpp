@@ -207,6 +207,7 @@ SearchResult search_plans(const SearchRequest& request) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const ordered_json j = ordered_json::parse(run_in_child([&] {
+    leave_engines_to_exit();  // the child exits once it has written the ranking
     // Plans are built and freed one after another: keep freed memory in the heap instead of
     // returning it to the kernel, so later plans reuse pages instead of faulting new ones in.
     mallopt(M_MMAP_THRESHOLD, 1 << 30);

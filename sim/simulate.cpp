@@ -145,10 +145,16 @@ Session::Session(const RunRequest& req) {
   overrides.check_all_taken(known);
 }
 
-// The engine is left to the process's end (one engine per process, and sessions live in
-// processes that exit once they have reported): destroying a flow platform's SimGrid
-// objects took 0.09 s for 16,384 GPUs. It stays reachable from Engine::get_instance().
-Session::~Session() { static_cast<void>(engine.release()); }
+namespace {
+bool leave_engines = false;
+}  // namespace
+
+void leave_engines_to_exit() { leave_engines = true; }
+
+// A left engine stays reachable from Engine::get_instance() until the process exits.
+Session::~Session() {
+  if (leave_engines) static_cast<void>(engine.release());
+}
 
 Throughput throughput(const workloads::Program& p, double step_time, double peak_flops) {
   if (step_time <= 0) return {};
@@ -223,7 +229,10 @@ RunResult simulate(const RunRequest& req) {
 }
 
 RunResult simulate_in_child(const RunRequest& req) {
-  return from_json(nlohmann::ordered_json::parse(run_in_child([&] { return to_json(simulate(req)).dump(); })));
+  return from_json(nlohmann::ordered_json::parse(run_in_child([&] {
+    leave_engines_to_exit();  // the child exits once it has written the result
+    return to_json(simulate(req)).dump();
+  })));
 }
 
 }  // namespace tcsim::sim

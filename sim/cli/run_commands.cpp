@@ -1,5 +1,6 @@
 // `tcsim run` (one simulated step) and `tcsim compare` (two, side by side).
 #include <cstdio>
+#include <cstdlib>
 
 #include <unistd.h>
 #include <fstream>
@@ -60,11 +61,16 @@ void register_run_commands(CLI::App& app) {
       if (!o->fidelity.empty()) o->req.sets.push_back("sim.fidelity=" + o->fidelity);
       o->req.progress = isatty(STDERR_FILENO) != 0;
       if (!o->req.tokens.empty()) sim::parse_tokens(o->req.tokens, "--tokens");
+      sim::leave_engines_to_exit();
       sim::RunResult r = sim::simulate(o->req);
       auto j = sim::to_json(r);
       if (!o->out.empty()) write_json(o->out, j, "--out");
       if (o->json) std::printf("%s\n", j.dump(2).c_str());
       else std::printf("%s", sim::format_table(r).c_str());
+      // Done: leave without exit handlers, one of which is SimGrid's that destroys the engine
+      // (and the platform in it: 0.09 s for a 16,384-GPU flow platform).
+      std::fflush(nullptr);
+      std::_Exit(exit_code());
     });
   }
   {

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <stdexcept>
+#include <utility>
 
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -94,9 +95,9 @@ void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* l
   }
 }
 
-Platform Platform::build(sg::Engine& engine, const topology::Cluster& cluster, core::Overrides& overrides, SimgridObjects objects) {
+Platform Platform::build(sg::Engine& engine, topology::Cluster cluster, core::Overrides& overrides, SimgridObjects objects) {
   Platform p;
-  p.cluster_ = std::make_shared<const topology::Cluster>(cluster);
+  p.cluster_ = std::make_shared<const topology::Cluster>(std::move(cluster));
   const topology::Cluster& c = *p.cluster_;
   p.path_ = std::to_string(c.gpu_count()) + " x " + c.gpu.name + " (" + c.fabric + ", in memory)";
   sg::NetZone* root = nullptr;

@@ -126,7 +126,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         auto spec = topology::find_gpu(sc.gpu);
         topology::apply_gpu_overrides(spec, o);
         auto cluster = topology::build_cluster(spec, sc.nodes, 8, sc.fabric, o);
-        Platform platform = Platform::build(*engine, cluster, o, simgrid_objects(opts));
+        Platform platform = Platform::build(*engine, std::move(cluster), o, simgrid_objects(opts));
         platform_s = since(t0);
         auto t1 = std::chrono::steady_clock::now();
         auto program = sc.program(platform.size(), o);

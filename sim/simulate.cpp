@@ -135,7 +135,7 @@ Session::Session(const RunRequest& req) {
     topology::GpuSpec spec = topology::find_gpu(req.gpu, "--gpu");
     topology::apply_gpu_overrides(spec, overrides);
     auto cluster = topology::build_cluster(spec, req.nodes, req.gpus_per_node, req.fabric, overrides);
-    platform.emplace(Platform::build(*engine, cluster, overrides, simgrid_objects(exec)));
+    platform.emplace(Platform::build(*engine, std::move(cluster), overrides, simgrid_objects(exec)));
   }
 
   std::vector<std::string> known = topology::gpu_keys();

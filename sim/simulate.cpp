@@ -27,6 +27,7 @@
 #include "topology/cluster.hpp"
 #include "workloads/chakra/chakra.hpp"
 #include "workloads/generator.hpp"
+#include "workloads/plan.hpp"
 #include "workloads/memory.hpp"
 #include "workloads/model.hpp"
 
@@ -176,9 +177,13 @@ RunResult simulate(const RunRequest& req) {
   if (!replay && session.memory_check) {
     // A plan that does not fit the GPU's HBM is rejected with its breakdown (issue 4), as
     // `tcsim plan check --gpu` does; sim.memory_check=false simulates it anyway.
+    const auto model = workloads::workload_model(workload, "--workload");
+    // An invalid plan (tp not dividing the heads, ...) is reported as such, not as the
+    // infinite memory its sizes work out to.
+    workloads::validate_plan(model, workload.plan(), platform.size(), "--set");
     try {
-      workloads::check_memory(workloads::workload_model(workload, "--workload"), workload.plan(), platform.size(),
-                              platform.spec().hbm, "--workload " + req.workload + " on " + platform.spec().name);
+      workloads::check_memory(model, workload.plan(), platform.size(), platform.spec().hbm,
+                              "--workload " + req.workload + " on " + platform.spec().name);
     } catch (const InputError& e) {
       throw InputError(e.where(), e.problem() + "; or --set sim.memory_check=false to simulate it anyway");
     }

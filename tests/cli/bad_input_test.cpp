@@ -143,6 +143,10 @@ TEST(CliBadInput, PlanThatDoesNotFitTheGpuIsRejectedWithItsBreakdown) {
   // plan check takes the memory from the catalog with --gpu.
   expect_error(run("plan check --model llama3-8b --gpus 8 --gpu H100"), "(H100 HBM)");
   expect_error(run("plan enumerate --model llama3-8b --gpus 8"), "--gpu");
+  // An invalid plan is reported as invalid, not as the infinite memory its sizes work out to.
+  auto bad = run("run --gpu H800 --nodes 2 --workload moe-demo --set plan.tp=3");
+  expect_error(bad, "plan.tp: 3 does not divide the 16 attention heads; valid: 1, 2, 4, 8, 16");
+  EXPECT_EQ(bad.err.find("inf GiB"), std::string::npos) << bad.err;
 }
 
 // compare builds both clusters in memory with --gpu (how a 2,048-GPU comparison is run).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.hpp"
 #include "workloads/model.hpp"
 #include "workloads/plan.hpp"
 
@@ -25,11 +26,15 @@ StepEstimate estimate_step(const wl::config::Workload& w, int gpus,
   const std::array<int64_t, 3> ms = {m1, m1 + g, m1 + 2 * g};
   if (options.enabled && 2 * (ms[0] + ms[1] + ms[2]) <= e.micro_batches) {
     std::array<double, 3> t{};
-    for (size_t i = 0; i < 3; ++i) {
-      wl::config::Workload shorter = w;
-      shorter.mutable_plan()->set_global_batch(0);
-      shorter.mutable_plan()->set_num_micro_batches(ms[i]);
-      t[i] = step_of(shorter);
+    try {
+      for (size_t i = 0; i < 3; ++i) {
+        wl::config::Workload shorter = w;
+        shorter.mutable_plan()->set_global_batch(0);
+        shorter.mutable_plan()->set_num_micro_batches(ms[i]);
+        t[i] = step_of(shorter);
+      }
+    } catch (const core::InputError&) {
+      t = {};  // a shorter step the plan's checks refuse: the full step decides
     }
     const double s1 = (t[1] - t[0]) / static_cast<double>(g), s2 = (t[2] - t[1]) / static_cast<double>(g);
     if (s1 > 0 && s2 > 0 && std::abs(s1 - s2) <= options.slope_tolerance * s2) {

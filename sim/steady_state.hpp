@@ -36,7 +36,8 @@ struct SteadyStateOptions {
 
 /// The step time of w on gpus GPUs. step_of(workload) simulates a workload (w with another
 /// micro-batch count, or w itself) and returns its step time. w's plan must pass the plan
-/// checks (workloads/plan.hpp); InputErrors of step_of pass through.
+/// checks (workloads/plan.hpp). A shorter step that step_of refuses with an InputError
+/// falls back to the full step; the full step's InputErrors pass through.
 StepEstimate estimate_step(const workloads::config::Workload& w, int gpus,
                            const std::function<double(const workloads::config::Workload&)>& step_of,
                            const SteadyStateOptions& options = {});

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.hpp"
 #include "sim/steady_state.hpp"
 #include "workloads/generator.hpp"
 #include "workloads/model.hpp"
@@ -69,6 +70,18 @@ TEST(SteadyState, DisagreeingSlopesOrShortStepsRunInFull) {
   e = estimate_step(dense(4, 40, "1f1b"), 16, std::ref(rec));
   EXPECT_EQ(rec.asked, (std::vector<int64_t>{40}));
   EXPECT_FALSE(e.extrapolated());
+
+  // A shorter step refused (an InputError from the plan checks): the full step.
+  int calls = 0;
+  auto refusing = [&](const wl::config::Workload& w) {
+    ++calls;
+    if (w.plan().num_micro_batches() == 9) throw core::InputError("plan.num_micro_batches", "refused");
+    return 1.0;
+  };
+  e = estimate_step(dense(4, 400, "1f1b"), 16, refusing);
+  EXPECT_FALSE(e.extrapolated());
+  EXPECT_EQ(calls, 3);  // 8, 9 (refused), then the full 400
+  EXPECT_EQ(e.step_time_s, 1.0);
 
   // Turned off: the full step.
   rec = Recorder{};

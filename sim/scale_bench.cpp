@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <cstdio>
 #include <algorithm>
 #include <functional>
@@ -220,6 +222,63 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
   return j;
 }
 
+namespace {
+
+// Least-squares slope of log(y) against log(x).
+double loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const auto n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) mx += std::log(x[i]) / n, my += std::log(y[i]) / n;
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double dx = std::log(x[i]) - mx;
+    sxy += dx * (std::log(y[i]) - my);
+    sxx += dx * dx;
+  }
+  return sxx > 0 ? sxy / sxx : 0;
+}
+
+std::string family_of(const std::string& scenario) {
+  if (scenario == "S1" || scenario.rfind("S1@", 0) == 0) return "S1 weak scaling";
+  for (const char* f : {"S5-a2a", "S5-ar", "S4"})
+    if (scenario.rfind(std::string(f) + "-", 0) == 0) return f;
+  return "";
+}
+
+}  // namespace
+
+std::vector<CostGrowth> cost_growth(const std::vector<ScaleRow>& rows) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const ScaleRow*>> by_family;
+  for (const auto& r : rows) {
+    const std::string f = family_of(r.scenario);
+    if (f.empty() || r.status != "ok" || r.ranks < 256 || r.wall_s <= 0 || r.transfers == 0) continue;
+    if (by_family[f].empty()) order.push_back(f);
+    by_family[f].push_back(&r);
+  }
+  std::vector<CostGrowth> out;
+  for (const auto& f : order) {
+    const auto& rs = by_family[f];
+    if (rs.size() < 2) continue;
+    std::vector<double> ranks, transfers, wall;
+    CostGrowth g;
+    g.family = f;
+    g.points = rs.size();
+    g.min_ranks = rs.front()->ranks, g.max_ranks = rs.front()->ranks;
+    for (const ScaleRow* r : rs) {
+      ranks.push_back(r->ranks);
+      transfers.push_back(static_cast<double>(r->transfers));
+      wall.push_back(r->wall_s);
+      g.min_ranks = std::min(g.min_ranks, r->ranks), g.max_ranks = std::max(g.max_ranks, r->ranks);
+    }
+    if (g.min_ranks == g.max_ranks) continue;
+    g.ranks_exponent = loglog_slope(ranks, wall);
+    g.transfers_exponent = loglog_slope(transfers, wall);
+    out.push_back(g);
+  }
+  return out;
+}
+
 std::string format_scale_table(const std::vector<ScaleRow>& rows) {
   std::string s;
   char buf[512];
@@ -232,6 +291,13 @@ std::string format_scale_table(const std::vector<ScaleRow>& rows) {
     std::snprintf(stages, sizeof stages, "%.3f/%.3f/%.3f", r.platform_s, r.program_s, r.execute_s);
     std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.2f %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
                   r.wall_s, r.rss_mib, r.events_per_s, stages, status.c_str());
+    s += buf;
+  }
+  const auto growth = cost_growth(rows);
+  if (!growth.empty()) s += "cost growth (least-squares exponent of wall time, rows with 256 ranks or more):\n";
+  for (const auto& g : growth) {
+    std::snprintf(buf, sizeof buf, "  %-16s %zu sizes, %d-%d ranks: wall ~ ranks^%.2f, ~ transfers^%.2f\n", g.family.c_str(), g.points,
+                  g.min_ranks, g.max_ranks, g.ranks_exponent, g.transfers_exponent);
     s += buf;
   }
   return s;

@@ -36,6 +36,20 @@ std::vector<std::string> scale_scenarios();
 /// Runs the scenarios whose name starts with one of `only` (all when empty).
 std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity = "flow");
 nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows);
+/// The table, then the cost growth of each family with two or more sizes (cost_growth).
 std::string format_scale_table(const std::vector<ScaleRow>& rows);
+
+/// How wall time grows in one family of scenarios (issue 6: "no faster than ranks x ops"):
+/// least-squares exponents of wall time against ranks and against transfers (the
+/// point-to-point transfers the step's communication comprises), over its rows that ran
+/// with 256 ranks or more (below that, fixed costs dominate).
+struct CostGrowth {
+  std::string family;  ///< "S1 weak scaling" (S1@256 ... S1), "S5-a2a", "S5-ar", "S4"
+  int min_ranks = 0, max_ranks = 0;
+  size_t points = 0;
+  double ranks_exponent = 0;
+  double transfers_exponent = 0;
+};
+std::vector<CostGrowth> cost_growth(const std::vector<ScaleRow>& rows);
 
 }  // namespace tcsim::sim

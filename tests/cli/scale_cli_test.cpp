@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/scale_bench.hpp"
 #include "tests/cli/cli_test_util.hpp"
 
 TEST(BenchScale, SmallestScenariosReportEveryField) {
@@ -76,6 +78,43 @@ TEST(BenchScale, AnalyticalAgreesWithFlow) {
   // S4: 232 all-to-alls and an all-reduce, each alone on the network: all timed without flows.
   EXPECT_EQ(flow[3]["scenario"], "S4-256");
   EXPECT_EQ(flow[3]["memo_hits"], 233);
+}
+
+// The table ends with how wall time grows in each family with two or more sizes of at
+// least 256 ranks, against ranks and against transfers (issue 6's cost-growth target).
+TEST(BenchScale, TableFitsCostGrowth) {
+  std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S5-ar-8,S5-ar-256,S5-ar-1024 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  const auto at = out.find("S5-ar            2 sizes, 256-1024 ranks: wall ~ ranks^");
+  ASSERT_NE(at, std::string::npos) << out;  // the 8-rank row is left out of the fit
+  EXPECT_NE(out.find("~ transfers^", at), std::string::npos) << out;
+}
+
+TEST(CostGrowth, ExponentsOfAPowerLaw) {
+  // wall = 1e-3 x ranks^1.5 and transfers = ranks^2: exponents 1.5 and 0.75, exactly.
+  std::vector<tcsim::sim::ScaleRow> rows;
+  for (int n : {64, 256, 1024, 4096}) {
+    tcsim::sim::ScaleRow r;
+    r.scenario = "S5-a2a-" + std::to_string(n);
+    r.ranks = n;
+    r.wall_s = 1e-3 * std::pow(n, 1.5);
+    r.transfers = static_cast<size_t>(n) * static_cast<size_t>(n);
+    rows.push_back(r);
+  }
+  rows.push_back(rows.back());
+  rows.back().scenario = "S1";  // one size of a family: no fit
+  const auto g = tcsim::sim::cost_growth(rows);
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].family, "S5-a2a");
+  EXPECT_EQ(g[0].points, 3u);  // 64 ranks left out
+  EXPECT_EQ(g[0].min_ranks, 256);
+  EXPECT_NEAR(g[0].ranks_exponent, 1.5, 1e-12);
+  EXPECT_NEAR(g[0].transfers_exponent, 0.75, 1e-12);
 }
 
 TEST(BenchScale, UnknownScenarioIsAnError) {

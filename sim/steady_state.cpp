@@ -21,7 +21,7 @@ StepEstimate estimate_step(const wl::config::Workload& w, int gpus,
   const auto* sched = pp > 1 ? wl::find_schedule(r.schedule()) : nullptr;
   // Micro-batch counts the schedule accepts: multiples of pp (interleaved), even (DualPipe).
   const int64_t g = sched == nullptr ? 1 : sched->interleaved ? pp : sched->bidirectional ? 2 : 1;
-  int64_t m1 = std::max({int64_t{2}, 2 * pp, pp > 1 ? wl::min_micro_batches(r.schedule(), pp) : int64_t{1}});
+  int64_t m1 = std::max({int64_t{2}, pp + 1, pp > 1 ? wl::min_micro_batches(r.schedule(), pp) : int64_t{1}});
   m1 = (m1 + g - 1) / g * g;
   const std::array<int64_t, 3> ms = {m1, m1 + g, m1 + 2 * g};
   if (options.enabled && 2 * (ms[0] + ms[1] + ms[2]) <= e.micro_batches) {

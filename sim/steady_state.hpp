@@ -4,9 +4,9 @@
 // (sim/search.hpp) ranks thousands of plans, and the cost of each is its micro-batch
 // count: DeepSeek-V3 on 2,048 GPUs with dp = 8 has 1,920 micro-batches per pipeline.
 //
-// estimate_step simulates M1, M1 + g and M1 + 2g micro-batches (M1 = twice the pipeline
-// depth or the schedule's minimum, g its granularity: pp for interleaved-1f1b, 2 for
-// dualpipe, else 1), and when the two slopes agree (relative difference at most
+// estimate_step simulates M1, M1 + g and M1 + 2g micro-batches (M1 = the pipeline depth
+// plus one, at least the schedule's minimum (2 x pp for dualpipe), rounded up to its
+// granularity g: pp for interleaved-1f1b, 2 for dualpipe, else 1), and when the two slopes agree (relative difference at most
 // `slope_tolerance`) extrapolates the third along its slope to M. Otherwise, or when the
 // three runs would not save at least half the micro-batches, it simulates the full step.
 // Measured (analytical, DeepSeek-V3 on 2,048 H800): 1f1b/interleaved plans are affine to

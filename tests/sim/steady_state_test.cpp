@@ -40,8 +40,8 @@ struct Recorder {
 TEST(SteadyState, AffineStepsAreExtrapolatedFromThreeShortOnes) {
   Recorder rec;
   const auto e = estimate_step(dense(4, 400, "1f1b"), 16, std::ref(rec));
-  // Twice the pipeline depth, then one and two more (1f1b takes any count).
-  EXPECT_EQ(rec.asked, (std::vector<int64_t>{8, 9, 10}));
+  // One more than the pipeline depth, then one and two more (1f1b takes any count).
+  EXPECT_EQ(rec.asked, (std::vector<int64_t>{5, 6, 7}));
   ASSERT_TRUE(e.extrapolated());
   EXPECT_EQ(e.micro_batches, 400);
   EXPECT_NEAR(e.step_time_s, 3 + 0.5 * 400, 1e-9);
@@ -49,7 +49,7 @@ TEST(SteadyState, AffineStepsAreExtrapolatedFromThreeShortOnes) {
 
 TEST(SteadyState, SchedulesKeepTheirGranularity) {
   Recorder rec;
-  // interleaved-1f1b takes multiples of pp; dualpipe even counts from 2 x pp.
+  // interleaved-1f1b takes multiples of pp (5 rounds up to 8); dualpipe even counts from 2 x pp.
   estimate_step(dense(4, 400, "interleaved-1f1b", 2), 16, std::ref(rec));
   EXPECT_EQ(rec.asked, (std::vector<int64_t>{8, 12, 16}));
   rec.asked.clear();
@@ -61,26 +61,26 @@ TEST(SteadyState, DisagreeingSlopesOrShortStepsRunInFull) {
   Recorder rec;
   rec.wobble = 0.01;  // slopes 0.49 and 0.51: 4% apart
   auto e = estimate_step(dense(4, 400, "1f1b"), 16, std::ref(rec));
-  EXPECT_EQ(rec.asked, (std::vector<int64_t>{8, 9, 10, 400}));
+  EXPECT_EQ(rec.asked, (std::vector<int64_t>{5, 6, 7, 400}));
   EXPECT_FALSE(e.extrapolated());
   EXPECT_NEAR(e.step_time_s, 3 + 0.5 * 400 + 0.01, 1e-9);
 
-  // 8 + 9 + 10 micro-batches would not save half of 40: the full step.
+  // 5 + 6 + 7 micro-batches would not save half of 30: the full step.
   rec = Recorder{};
-  e = estimate_step(dense(4, 40, "1f1b"), 16, std::ref(rec));
-  EXPECT_EQ(rec.asked, (std::vector<int64_t>{40}));
+  e = estimate_step(dense(4, 30, "1f1b"), 16, std::ref(rec));
+  EXPECT_EQ(rec.asked, (std::vector<int64_t>{30}));
   EXPECT_FALSE(e.extrapolated());
 
   // A shorter step refused (an InputError from the plan checks): the full step.
   int calls = 0;
   auto refusing = [&](const wl::config::Workload& w) {
     ++calls;
-    if (w.plan().num_micro_batches() == 9) throw core::InputError("plan.num_micro_batches", "refused");
+    if (w.plan().num_micro_batches() == 6) throw core::InputError("plan.num_micro_batches", "refused");
     return 1.0;
   };
   e = estimate_step(dense(4, 400, "1f1b"), 16, refusing);
   EXPECT_FALSE(e.extrapolated());
-  EXPECT_EQ(calls, 3);  // 8, 9 (refused), then the full 400
+  EXPECT_EQ(calls, 3);  // 5, 6 (refused), then the full 400
   EXPECT_EQ(e.step_time_s, 1.0);
 
   // Turned off: the full step.

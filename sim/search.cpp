@@ -155,8 +155,10 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
       r.simulated_micro_batches.assign(est.simulated.begin(), est.simulated.end());
       ++res.extrapolated;
     }
-    r.mfu = totals.model_flops / (est.step_time_s * platform.size() * peak);
-    r.tokens_per_second = totals.tokens / est.step_time_s;
+    if (est.step_time_s > 0) {  // as throughput() does for a step that took no time
+      r.mfu = totals.model_flops / (est.step_time_s * platform.size() * peak);
+      r.tokens_per_second = totals.tokens / est.step_time_s;
+    }
     best = std::max(best, r.tokens_per_second);
     rows.push_back(std::move(r));
   }

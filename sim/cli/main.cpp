@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.hpp"
+#include "core/heap.hpp"
 #include "core/log.hpp"
 #include "sim/cli/commands.hpp"
 
@@ -17,6 +18,7 @@ int& exit_code() {
 }  // namespace tcsim::cli
 
 int main(int argc, char** argv) {
+  tcsim::core::back_heap_with_huge_pages();  // page faults are the cost of short runs (core/heap.hpp)
   CLI::App app{"tcsim: discrete-event simulator of GPU training clusters (SimGrid 3.32)\n"
                "How much do hardware restrictions (NVLink, NIC, compute) slow training?"};
   app.require_subcommand(1);

@@ -1,0 +1,47 @@
+#include "core/heap.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+namespace {
+
+// The VmFlags line of the /proc/self/smaps mapping that holds address a.
+std::string vm_flags_of(uintptr_t a) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;  // a mapping's first line: "lo-hi perms offset ..."
+    if (line.find('-') < line.find(' ') && std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) inside = a >= lo && a < hi;
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST(HugePageHeap, MarksTheHeapAndMallocServesFromIt) {
+  if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled")) GTEST_SKIP() << "kernel without THP";
+  const auto r = tcsim::core::back_heap_with_huge_pages();
+  ASSERT_GT(r.end, r.begin);
+  EXPECT_GE(r.end - r.begin, uintptr_t{512} << 20);  // most of the ~1 GiB grown
+  // The kernel keeps the mark: "hg" in the mapping's VmFlags.
+  EXPECT_NE(vm_flags_of(r.begin).find(" hg"), std::string::npos) << vm_flags_of(r.begin);
+  // Large blocks under malloc's mmap threshold (32 MiB) now come from the marked heap (small
+  // ones may still come from chunks freed earlier, below it).
+  for (size_t bytes : {size_t{1} << 20, size_t{20} << 20}) {
+    std::unique_ptr<char, decltype(&std::free)> p(static_cast<char*>(std::malloc(bytes)), &std::free);
+    ASSERT_NE(p, nullptr);
+    std::memset(p.get(), 1, bytes);
+    const auto a = reinterpret_cast<uintptr_t>(p.get());
+    EXPECT_TRUE(a >= r.begin && a + bytes <= r.end) << bytes << " bytes at " << a;
+  }
+}
+
+}  // namespace

@@ -42,6 +42,7 @@ struct LaneInfo {
 };
 
 // kEmb: the first and the last pipeline stage, whose tied word embeddings sum gradients.
+// In the order of RankLayout::CommGroups.
 enum Dim { kTp, kCp, kEp, kDp, kEdp, kEmb, kDims };
 
 // Tokens and model FLOPs of one step (the numerators of tokens/s and MFU): text tokens of
@@ -162,37 +163,28 @@ private:
   void make_comms() {
     static const char* names[kDims] = {"tp", "cp", "ep", "dp", "expert_dp", "embedding"};
     const int64_t sizes[kDims] = {tp_, cp_, ep_, dp_ * cp_, dp_ / ep_ * cp_, tied_copy_ ? 2 : 1};
-    std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::vector<int>> groups;
-    for (int r = 0; r < gpus_; ++r) {
-      RankCoord c = layout_->coord(r);
-      groups[{kTp, c.cp, c.dp, c.pp, 0}].push_back(r);
-      groups[{kCp, c.tp, c.dp, c.pp, 0}].push_back(r);
-      groups[{kEp, c.tp, c.cp, c.edp, c.pp}].push_back(r);
-      groups[{kDp, c.tp, c.pp, 0, 0}].push_back(r);
-      groups[{kEdp, c.tp, c.pp, c.ep, 0}].push_back(r);
-      if (c.pp == first_stage_ || c.pp == last_stage_) groups[{kEmb, c.tp, c.cp, c.dp, 0}].push_back(r);
-    }
     // One communicator per (dimension, set of lanes its groups touch).
     std::map<std::pair<int, std::vector<uint32_t>>, uint32_t> index;
     for (auto& lane_comm : comm_of_) lane_comm.assign(info_.size(), kNone);
-    for (auto& [key, g] : groups) {
-      const int dim = std::get<0>(key);
+    for (int dim = 0; dim < kDims; ++dim) {
       if (sizes[dim] <= 1) continue;
-      std::set<uint32_t> ls;
-      for (int r : g) ls.insert(lane_of_rank_[static_cast<size_t>(r)]);
-      std::vector<uint32_t> lanes(ls.begin(), ls.end());
-      auto [it, fresh] = index.emplace(std::make_pair(dim, lanes), static_cast<uint32_t>(p_.comms.size()));
-      if (fresh) {
-        const auto& li = info_[lanes.front()];
-        std::string name = std::string(names[dim]) + (pp_ > 1 ? ".s" + std::to_string(li.stage) : "");
-        if (skew_ && lanes.size() == 1 && opt_.fold) name += ".e" + std::to_string(li.e);
-        p_.comms.push_back(Communicator{name, {}});
-      }
-      p_.comms[it->second].groups.push_back(g);
-      for (uint32_t l : lanes) {
-        uint32_t& c = comm_of_[dim][l];
-        if (c != kNone && c != it->second) throw std::logic_error("generator: a lane's groups span different lane sets");
-        c = it->second;
+      for (auto& g : layout_->comm_groups(static_cast<RankLayout::CommGroups>(dim), first_stage_, last_stage_)) {
+        std::set<uint32_t> ls;
+        for (int r : g) ls.insert(lane_of_rank_[static_cast<size_t>(r)]);
+        std::vector<uint32_t> lanes(ls.begin(), ls.end());
+        auto [it, fresh] = index.emplace(std::make_pair(dim, lanes), static_cast<uint32_t>(p_.comms.size()));
+        if (fresh) {
+          const auto& li = info_[lanes.front()];
+          std::string name = std::string(names[dim]) + (pp_ > 1 ? ".s" + std::to_string(li.stage) : "");
+          if (skew_ && lanes.size() == 1 && opt_.fold) name += ".e" + std::to_string(li.e);
+          p_.comms.push_back(Communicator{name, {}});
+        }
+        p_.comms[it->second].groups.push_back(std::move(g));
+        for (uint32_t l : lanes) {
+          uint32_t& c = comm_of_[dim][l];
+          if (c != kNone && c != it->second) throw std::logic_error("generator: a lane's groups span different lane sets");
+          c = it->second;
+        }
       }
     }
   }

@@ -475,4 +475,69 @@ std::vector<std::vector<int>> RankLayout::groups(ParallelDim d) const {
   return out;
 }
 
+std::vector<std::vector<int>> RankLayout::comm_groups(CommGroups kind, int64_t first_stage, int64_t last_stage) const {
+  // Nested loops over the key, outermost first, instead of a map from (kind, key) to ranks
+  // (6 map nodes per rank: S3's 16,384 ranks spent a fifth of their program's time there).
+  std::vector<std::vector<int>> out;
+  std::vector<int> g;
+  auto add = [&](int64_t tp, int64_t cp, int64_t dp, int64_t pp) {
+    g.push_back(static_cast<int>(tp * stride_tp_ + cp * stride_cp_ + dp * stride_dp_ + pp * stride_pp_));
+  };
+  auto done = [&] {
+    std::sort(g.begin(), g.end());
+    g.erase(std::unique(g.begin(), g.end()), g.end());
+    out.push_back(std::move(g));
+    g.clear();
+  };
+  const int64_t edp = dp_ / ep_;
+  switch (kind) {
+    case CommGroups::TP:
+      for (int64_t cp = 0; cp < cp_; ++cp)
+        for (int64_t dp = 0; dp < dp_; ++dp)
+          for (int64_t pp = 0; pp < pp_; ++pp) {
+            for (int64_t i = 0; i < tp_; ++i) add(i, cp, dp, pp);
+            done();
+          }
+      break;
+    case CommGroups::CP:
+      for (int64_t tp = 0; tp < tp_; ++tp)
+        for (int64_t dp = 0; dp < dp_; ++dp)
+          for (int64_t pp = 0; pp < pp_; ++pp) {
+            for (int64_t i = 0; i < cp_; ++i) add(tp, i, dp, pp);
+            done();
+          }
+      break;
+    case CommGroups::EP:
+      for (int64_t tp = 0; tp < tp_; ++tp)
+        for (int64_t cp = 0; cp < cp_; ++cp)
+          for (int64_t e = 0; e < edp; ++e)
+            for (int64_t pp = 0; pp < pp_; ++pp) {
+              for (int64_t i = 0; i < ep_; ++i) add(tp, cp, e * ep_ + i, pp);
+              done();
+            }
+      break;
+    case CommGroups::DPxCP:
+    case CommGroups::EDPxCP: {
+      const int64_t eps = kind == CommGroups::DPxCP ? 1 : ep_;
+      for (int64_t tp = 0; tp < tp_; ++tp)
+        for (int64_t pp = 0; pp < pp_; ++pp)
+          for (int64_t e = 0; e < eps; ++e) {
+            for (int64_t cp = 0; cp < cp_; ++cp)
+              for (int64_t dp = e; dp < dp_; dp += eps) add(tp, cp, dp, pp);
+            done();
+          }
+      break;
+    }
+    case CommGroups::Embedding:
+      for (int64_t tp = 0; tp < tp_; ++tp)
+        for (int64_t cp = 0; cp < cp_; ++cp)
+          for (int64_t dp = 0; dp < dp_; ++dp) {
+            add(tp, cp, dp, first_stage), add(tp, cp, dp, last_stage);
+            done();
+          }
+      break;
+  }
+  return out;
+}
+
 }  // namespace tcsim::workloads

@@ -111,6 +111,14 @@ public:
   /// The group along d that contains rank.
   [[nodiscard]] std::vector<int> group_of(ParallelDim d, int64_t rank) const;
 
+  /// The groups a program's communicators are made of, in the generator's order.
+  enum class CommGroups { TP, CP, EP, DPxCP, EDPxCP, Embedding };
+  /// Every group of kind g in the order of its key, the coordinates it does not vary (TP:
+  /// cp, dp, pp; CP: tp, dp, pp; EP: tp, cp, edp, pp; DPxCP: tp, pp; EDPxCP: tp, pp, ep;
+  /// Embedding: tp, cp, dp, holding stages first_stage and last_stage), each group's ranks
+  /// ascending. DPxCP and EDPxCP span CP too (gradients are reduced over both).
+  [[nodiscard]] std::vector<std::vector<int>> comm_groups(CommGroups g, int64_t first_stage, int64_t last_stage) const;
+
 private:
   int64_t tp_, cp_, dp_, pp_, ep_, world_;
   int64_t stride_tp_ = 1, stride_cp_ = 1, stride_dp_ = 1, stride_pp_ = 1;

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 #include "core/error.hpp"
@@ -28,17 +29,19 @@ void configure_engine(sg::Engine& engine) {
 
 namespace {
 
-// A link's kind: its tcsim.kind property (XML platforms), else its name's prefix; "other"
+using topology::LinkKind;
+
+// A link's kind: its tcsim.kind property (XML platforms), else its name's prefix; other
 // when neither says nvlink, nic or fabric.
-std::string link_kind(const char* property, const std::string& name) {
+LinkKind link_kind(const char* property, const std::string& name) {
   if (property != nullptr) {
-    const std::string k = property;
-    return k == "nvlink" || k == "nic" || k == "fabric" ? k : "other";
+    const std::string_view k = property;
+    return k == "nvlink" ? LinkKind::nvlink : k == "nic" ? LinkKind::nic : k == "fabric" ? LinkKind::fabric : LinkKind::other;
   }
-  if (name.rfind("nvl-", 0) == 0) return "nvlink";
-  if (name.rfind("nic-", 0) == 0) return "nic";
-  if (name.rfind("fab-", 0) == 0) return "fabric";
-  return "other";
+  if (name.rfind("nvl-", 0) == 0) return LinkKind::nvlink;
+  if (name.rfind("nic-", 0) == 0) return LinkKind::nic;
+  if (name.rfind("fab-", 0) == 0) return LinkKind::fabric;
+  return LinkKind::other;
 }
 
 int int_prop(sg::Host* h, const char* key, const std::string& where) {
@@ -50,21 +53,38 @@ int int_prop(sg::Host* h, const char* key, const std::string& where) {
   return static_cast<int>(core::parse_integer(v, where + ": host " + h->get_name() + " property " + key));
 }
 
-// The links of a generated cluster as SimGrid's split-duplex links are named: per cluster
-// link, "<name>_UP" then "<name>_DOWN" (the order of FabricZone::links()), with their
-// SimGrid links when zone is given.
+// The two directions of a cluster link as SimGrid's split-duplex links are named.
+constexpr std::string_view kDirection[2] = {"_UP", "_DOWN"};
+
+// a + sa < b + sb, as std::string compares them (bytes as unsigned), without building them.
+bool joined_less(std::string_view a, std::string_view sa, std::string_view b, std::string_view sb) {
+  const size_t common = std::min(a.size(), b.size());
+  if (const int c = a.substr(0, common).compare(b.substr(0, common)); c != 0) return c < 0;
+  if (a.size() == b.size()) return sa < sb;
+  // One name is a prefix of the other: compare what follows it, suffix included.
+  const size_t la = a.size() + sa.size(), lb = b.size() + sb.size();
+  for (size_t i = common; i < std::min(la, lb); ++i) {
+    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : sa[i - a.size()]);
+    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : sb[i - b.size()]);
+    if (x != y) return x < y;
+  }
+  return la < lb;
+}
+
+// The links of a generated cluster in SimGrid's order for its split-duplex links: per
+// cluster link, UP then DOWN (the order of FabricZone::links()), with their SimGrid links
+// when zone is given. Named by joined_less on (cluster link name, direction).
 std::vector<LinkInfo> cluster_links(const topology::Cluster& c, const FabricZone* zone) {
   std::vector<LinkInfo> raw;
   raw.reserve(2 * c.links.size());
   for (const auto& l : c.links) {
-    for (const char* dir : {"_UP", "_DOWN"}) {
+    for (int dir = 0; dir < 2; ++dir) {
       LinkInfo info;
-      info.name = l.name + dir;
-      info.kind = link_kind(nullptr, info.name);
+      info.kind = l.kind;
       info.bandwidth = l.bandwidth.value();
       info.latency = l.latency.value();
       if (zone != nullptr) info.sg = zone->links()[raw.size()].first;
-      raw.push_back(std::move(info));
+      raw.push_back(info);
     }
   }
   return raw;
@@ -116,7 +136,13 @@ Platform Platform::build(sg::Engine& engine, topology::Cluster cluster, core::Ov
   }
   const topology::GpuSpec before = p.spec_;
   p.apply_overrides(overrides);
-  p.hop_ids_ = p.set_links(cluster_links(c, p.fabric_), before);
+  const auto& cl = c.links;
+  p.id_hops_ = p.set_links(
+      cluster_links(c, p.fabric_),
+      [&cl](uint32_t a, uint32_t b) { return joined_less(cl[a / 2].name, kDirection[a % 2], cl[b / 2].name, kDirection[b % 2]); },
+      before);
+  p.hop_ids_.resize(p.id_hops_.size());
+  for (uint32_t id = 0; id < p.id_hops_.size(); ++id) p.hop_ids_[p.id_hops_[id]] = id;
   if (root != nullptr) root->seal();
   return p;
 }
@@ -138,11 +164,19 @@ Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overr
   const topology::GpuSpec before = p.spec_;
   p.apply_overrides(overrides);
   std::vector<LinkInfo> raw;
+  std::vector<std::string> names;
   for (sg::Link* l : engine.get_all_links()) {
-    raw.push_back(LinkInfo{l->get_name(), link_kind(l->get_property("tcsim.kind"), l->get_name()), l->get_bandwidth(),
-                           l->get_latency(), l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE, l});
+    names.push_back(l->get_name());
+    raw.push_back(LinkInfo{link_kind(l->get_property("tcsim.kind"), l->get_name()), l->get_bandwidth(), l->get_latency(),
+                           l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE, l});
   }
-  p.set_links(std::move(raw), before);
+  p.names_ = std::move(names);
+  const auto order = p.set_links(
+      std::move(raw), [&n = p.names_](uint32_t a, uint32_t b) { return n[a] < n[b]; }, before);
+  std::vector<std::string> by_id;
+  by_id.reserve(order.size());
+  for (uint32_t i : order) by_id.push_back(std::move(p.names_[i]));
+  p.names_ = std::move(by_id);
   p.link_ids_.reserve(p.links_.size());
   for (uint32_t id = 0; id < p.links_.size(); ++id) p.link_ids_.emplace(p.links_[id].sg, id);
   return p;
@@ -220,7 +254,14 @@ void Platform::apply_overrides(core::Overrides& overrides) {
   }
 }
 
-std::vector<uint32_t> Platform::set_links(std::vector<LinkInfo> raw, const topology::GpuSpec& before) {
+std::string Platform::link_name(uint32_t id) const {
+  if (cluster_ == nullptr) return names_.at(id);
+  const uint32_t hop = id_hops_.at(id);
+  return cluster_->links[hop / 2].name + std::string(kDirection[hop % 2]);
+}
+
+template <class NameLess>
+std::vector<uint32_t> Platform::set_links(std::vector<LinkInfo> raw, NameLess name_less, const topology::GpuSpec& before) {
   // By kind, each sorted by name, then merged (linear) into all links by name: the executor
   // reports link loads in this order instead of sorting them by name again (that sort was
   // 4% of S3's analytical run; one sort of all links here instead of these four cost more
@@ -228,48 +269,47 @@ std::vector<uint32_t> Platform::set_links(std::vector<LinkInfo> raw, const topol
   std::vector<uint32_t> nvlink, nic, fabric, other;
   for (uint32_t i = 0; i < raw.size(); ++i) {
     const LinkInfo& l = raw[i];
-    if (l.kind == "nvlink") nvlink.push_back(i);
-    else if (l.kind == "nic") nic.push_back(i);
-    else if (l.kind == "fabric") fabric.push_back(i);
-    else other.push_back(i);
-    if (l.bandwidth <= 0) {
-      throw InputError(path_, "link '" + l.name + "' has bandwidth " + std::to_string(l.bandwidth) +
-                                  "; every link needs a positive bandwidth");
+    switch (l.kind) {
+      case LinkKind::nvlink: nvlink.push_back(i); break;
+      case LinkKind::nic: nic.push_back(i); break;
+      case LinkKind::fabric: fabric.push_back(i); break;
+      case LinkKind::other: other.push_back(i); break;
     }
   }
-  auto by_name = [&raw](uint32_t a, uint32_t b) { return raw[a].name < raw[b].name; };
-  for (auto* kind : {&nvlink, &nic, &fabric, &other}) std::sort(kind->begin(), kind->end(), by_name);
+  for (auto* kind : {&nvlink, &nic, &fabric, &other}) std::sort(kind->begin(), kind->end(), name_less);
   std::vector<uint32_t> nv_nic, fab_other, order;
-  std::merge(nvlink.begin(), nvlink.end(), nic.begin(), nic.end(), std::back_inserter(nv_nic), by_name);
-  std::merge(fabric.begin(), fabric.end(), other.begin(), other.end(), std::back_inserter(fab_other), by_name);
+  std::merge(nvlink.begin(), nvlink.end(), nic.begin(), nic.end(), std::back_inserter(nv_nic), name_less);
+  std::merge(fabric.begin(), fabric.end(), other.begin(), other.end(), std::back_inserter(fab_other), name_less);
   order.reserve(raw.size());
-  std::merge(nv_nic.begin(), nv_nic.end(), fab_other.begin(), fab_other.end(), std::back_inserter(order), by_name);
-  std::vector<uint32_t> ids(raw.size());
+  std::merge(nv_nic.begin(), nv_nic.end(), fab_other.begin(), fab_other.end(), std::back_inserter(order), name_less);
   links_.clear();
   links_.reserve(raw.size());
-  for (uint32_t id = 0; id < order.size(); ++id) {
-    ids[order[id]] = id;
-    links_.push_back(std::move(raw[order[id]]));
+  for (uint32_t i : order) links_.push_back(raw[i]);
+  for (uint32_t id = 0; id < links_.size(); ++id) {
+    if (links_[id].bandwidth <= 0) {
+      throw InputError(path_, "link '" + (cluster_ != nullptr ? cluster_->links[order[id] / 2].name + std::string(kDirection[order[id] % 2])
+                                                               : names_[order[id]]) +
+                                  "' has bandwidth " + std::to_string(links_[id].bandwidth) + "; every link needs a positive bandwidth");
+    }
   }
-
   // --set gpu.nvlink_bw / gpu.nic_bw re-rate the per-GPU links of an existing platform.
   // Effective bandwidth = line rate x calibrated efficiency (platforms/calibration.textproto).
   const bool nvlink_rerated = spec_.nvlink_bw != before.nvlink_bw, nic_rerated = spec_.nic_bw != before.nic_bw;
   for (LinkInfo& l : links_) {
-    if (l.kind == "nvlink") {
+    if (l.kind == LinkKind::nvlink) {
       if (nvlink_rerated) l.bandwidth = spec_.nvlink_bw.value();
       l.bandwidth *= calibration_.nvlink_efficiency;
-    } else if (l.kind == "nic") {
+    } else if (l.kind == LinkKind::nic) {
       if (nic_rerated) l.bandwidth = spec_.nic_bw.value();
       l.bandwidth *= calibration_.nic_efficiency;
-    } else if (l.kind == "fabric") {
+    } else if (l.kind == LinkKind::fabric) {
       l.bandwidth *= calibration_.fabric_efficiency;
     } else {
       continue;
     }
     if (l.sg != nullptr) l.sg->set_bandwidth(l.bandwidth);
   }
-  return ids;
+  return order;
 }
 
 }  // namespace tcsim::sim

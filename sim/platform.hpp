@@ -33,10 +33,10 @@ struct GpuHost {
   int domain = 0; ///< NVLink domain (the node, or a rack-scale domain such as NVL72)
 };
 
-/// One direction of a link. Its id is its position in Platform::all_links().
+/// One direction of a link. Its id is its position in Platform::all_links(); its name is
+/// Platform::link_name(id) (a 16,384-GPU cluster has 100,000 of them: no string here).
 struct LinkInfo {
-  std::string name;      ///< SimGrid's name: "<link>_UP" / "<link>_DOWN" for split-duplex links
-  std::string kind;      ///< "nvlink", "nic", "fabric" or "other"
+  topology::LinkKind kind = topology::LinkKind::other;
   double bandwidth = 0;  ///< effective: line rate (after gpu.* re-rating) x calibrated efficiency
   double latency = 0;
   bool fatpipe = false;  ///< limits each flow, not their sum (SimGrid's FATPIPE)
@@ -80,6 +80,8 @@ public:
   /// link accounting, utilisation reports). XML platforms also list SimGrid's
   /// __loopback__; in-memory ones list the cluster's links only.
   [[nodiscard]] const std::vector<LinkInfo>& all_links() const { return links_; }
+  /// SimGrid's name of link id: "<link>_UP" / "<link>_DOWN" for split-duplex links.
+  [[nodiscard]] std::string link_name(uint32_t id) const;
   /// The route from GPU rank src to GPU rank dst as link ids, latencies added to *latency,
   /// as SimGrid routes it (in-memory platforms answer from their cluster, hop by hop).
   void route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const;
@@ -97,10 +99,12 @@ private:
   void collect_hosts(simgrid::s4u::Engine& engine, simgrid::s4u::NetZone* parent);
   // gpu.* overrides on spec_, then calibration_ for its family.
   void apply_overrides(core::Overrides& overrides);
-  // Checks links, sorts them by name into links_, re-rates nvlink/nic links where
-  // gpu.nvlink_bw / gpu.nic_bw moved spec_ away from `before`, applies the calibrated
-  // efficiencies (to the SimGrid links too). Returns each input link's id.
-  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, const topology::GpuSpec& before);
+  // Checks links, sorts them by name (name_less on their input positions) into links_,
+  // re-rates nvlink/nic links where gpu.nvlink_bw / gpu.nic_bw moved spec_ away from
+  // `before`, applies the calibrated efficiencies (to the SimGrid links too). Returns each
+  // link's input position by id.
+  template <class NameLess>
+  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, NameLess name_less, const topology::GpuSpec& before);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;
@@ -111,10 +115,11 @@ private:
   FabricZone* fabric_ = nullptr;  // in-memory platforms (owned by SimGrid)
   std::vector<LinkInfo> links_;  // by name
   // In-memory platforms: the cluster, which routes, and the id of each hop: of cluster link
-  // i going up at 2i, going down at 2i + 1. XML platforms: link ids by SimGrid link
-  // (route_to gives links).
+  // i going up at 2i, going down at 2i + 1; and back, the hop (2i or 2i + 1) of each id.
+  // XML platforms: link ids by SimGrid link (route_to gives links) and names by id.
   std::shared_ptr<const topology::Cluster> cluster_;
-  std::vector<uint32_t> hop_ids_;
+  std::vector<uint32_t> hop_ids_, id_hops_;
+  std::vector<std::string> names_;
   mutable std::vector<topology::Hop> hops_;  // scratch of route_ids
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
 };

@@ -52,8 +52,10 @@ bool parse_bool(const std::string& v, const std::string& where) {
 
 // Tier of a link for the utilisation report: nvlink, nic, or fabric.<tier> from the
 // fabric link's name (fab-tor*, fab-pod*, fab-r*/fab-p* leaf uplinks; topology/cluster.cpp).
-std::string link_tier(const std::string& kind, const std::string& name) {
-  if (kind != "fabric") return kind;
+std::string link_tier(const Platform& platform, uint32_t id) {
+  const auto kind = platform.all_links()[id].kind;
+  if (kind != topology::LinkKind::fabric) return topology::to_string(kind);
+  const std::string name = platform.link_name(id);
   std::string rest = name.substr(name.rfind("fab-", 0) == 0 ? 4 : 0);
   if (rest.rfind("tor", 0) == 0) return "fabric.tor_uplink";
   if (rest.rfind("pod", 0) == 0) return "fabric.pod_uplink";
@@ -75,8 +77,8 @@ std::map<std::string, double> link_utilisation(const Platform& platform, const E
     const LinkInfo& l = links[id];
     const bool has = carried != trace.link_bytes.end() && carried->first == id;
     const double bytes = has ? (carried++)->second : 0.0;
-    if (l.kind != "nvlink" && l.kind != "nic" && l.kind != "fabric") continue;
-    auto& a = acc[link_tier(l.kind, l.name)];
+    if (l.kind == topology::LinkKind::other) continue;
+    auto& a = acc[link_tier(platform, id)];
     if (has) a.first += bytes / (l.bandwidth * trace.step_time);
     a.second += 1;
   }

@@ -155,6 +155,7 @@ const char* to_string(LinkKind kind) {
     case LinkKind::nvlink: return "nvlink";
     case LinkKind::nic: return "nic";
     case LinkKind::fabric: return "fabric";
+    case LinkKind::other: return "other";
   }
   return "?";
 }
@@ -302,7 +303,11 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
   }
   const int domains = n / c.domain_gpus;
 
-  // Vertices: GPUs (= ranks), then one NVSwitch per domain, then fabric switches.
+  // Vertices: GPUs (= ranks), then one NVSwitch per domain, then fabric switches. Room for
+  // the fabric's switches and links (fewer than a vertex and a link per GPU in every fabric
+  // here) saves regrowing 16,384-GPU clusters' arrays.
+  c.vertex_names.reserve(static_cast<size_t>(2 * n + domains));
+  c.links.reserve(static_cast<size_t>(3 * n));
   for (int r = 0; r < n; ++r) c.vertex_names.push_back(c.host_name(r));
   const int nvsw0 = n;
   for (int d = 0; d < domains; ++d) {

@@ -5,6 +5,7 @@
 // Routes are computed on demand (their number grows as N^2), never stored.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -16,7 +17,9 @@
 
 namespace tcsim::topology {
 
-enum class LinkKind { nvlink, nic, fabric };
+/// other: a link of a hand-written platform that says none of these (generated clusters
+/// have none).
+enum class LinkKind : uint8_t { nvlink, nic, fabric, other };
 const char* to_string(LinkKind kind);
 
 /// A full-duplex link: `bandwidth` in each direction separately (SimGrid SPLITDUPLEX).

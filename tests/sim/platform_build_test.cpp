@@ -51,9 +51,9 @@ Both build_both(const std::string& gpu, int nodes, const std::string& fabric, co
     bad += ln.size() != ls.size() || ls.size() + 1 != engine.get_link_count();
     for (size_t i = 0; i < ln.size() && i < ls.size(); ++i) {
       const auto &a = ln[i], &b = ls[i];
-      bad += a.sg != nullptr || a.name != b.name || a.kind != b.kind || a.bandwidth != b.bandwidth || a.latency != b.latency ||
+      bad += a.sg != nullptr || none.link_name(static_cast<uint32_t>(i)) != simgrid.link_name(static_cast<uint32_t>(i)) || a.kind != b.kind || a.bandwidth != b.bandwidth || a.latency != b.latency ||
              a.fatpipe != b.fatpipe;
-      bad += b.sg == nullptr || b.sg->get_name() != b.name || b.sg->get_bandwidth() != b.bandwidth || b.sg->get_latency() != b.latency;
+      bad += b.sg == nullptr || b.sg->get_name() != simgrid.link_name(static_cast<uint32_t>(i)) || b.sg->get_bandwidth() != b.bandwidth || b.sg->get_latency() != b.latency;
     }
     for (int s = 0; s < none.size(); s += 3)
       for (int d = 0; d < none.size(); ++d) {

@@ -66,6 +66,9 @@ public:
   /// keeps the cluster (move it in: S3's took 8 ms to copy).
   static Platform build(simgrid::s4u::Engine& engine, topology::Cluster cluster, core::Overrides& overrides,
                         SimgridObjects objects = SimgridObjects::GpusAndSwitches);
+  /// The same without SimGrid objects (SimgridObjects::None), for which no engine is
+  /// needed: the analytical fidelity runs without one (creating it costs 3 ms).
+  static Platform build(topology::Cluster cluster, core::Overrides& overrides);
 
   [[nodiscard]] const std::vector<GpuHost>& gpus() const { return gpus_; }
   [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }
@@ -94,17 +97,19 @@ public:
   [[nodiscard]] const FabricZone* fabric() const { return fabric_; }
 
 private:
+  static Platform build(simgrid::s4u::Engine* engine, topology::Cluster cluster, core::Overrides& overrides, SimgridObjects objects);
   // The GPU hosts of the engine (every host with tcsim.role=gpu), checked, in rank order,
   // and spec_ from the first one's properties; a timer host is added under parent.
   void collect_hosts(simgrid::s4u::Engine& engine, simgrid::s4u::NetZone* parent);
   // gpu.* overrides on spec_, then calibration_ for its family.
   void apply_overrides(core::Overrides& overrides);
-  // Checks links, sorts them by name (name_less on their input positions) into links_,
+  // Checks links, sorts them by name (name_of(input position): the name as two parts to
+  // join) into links_,
   // re-rates nvlink/nic links where gpu.nvlink_bw / gpu.nic_bw moved spec_ away from
   // `before`, applies the calibrated efficiencies (to the SimGrid links too). Returns each
   // link's input position by id.
-  template <class NameLess>
-  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, NameLess name_less, const topology::GpuSpec& before);
+  template <class NameOf>
+  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, NameOf name_of, const topology::GpuSpec& before);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;

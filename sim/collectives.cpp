@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "core/error.hpp"
 #include "core/quantity.hpp"
@@ -26,35 +27,46 @@ bool single_node(const Group& g, const TopologyView& t) {
 std::vector<Group> by_node(const Group& g, const TopologyView& t) {
   std::vector<Group> out;
   std::vector<int> node_ids;
+  // Large groups (a data-parallel group spans a node per member) look their node up in a
+  // map: the linear search was quadratic in the group (S3: 8% of its execution).
+  std::unordered_map<int, uint32_t> index;
+  const bool large = g.size() > 32;
+  if (large) index.reserve(g.size());
   for (int r : g) {
-    int n = t.node_of_rank[static_cast<size_t>(r)];
-    auto it = std::find(node_ids.begin(), node_ids.end(), n);
-    if (it == node_ids.end()) {
+    const int n = t.node_of_rank[static_cast<size_t>(r)];
+    size_t at = node_ids.size();
+    if (large) {
+      at = index.try_emplace(n, static_cast<uint32_t>(node_ids.size())).first->second;
+    } else {
+      at = static_cast<size_t>(std::find(node_ids.begin(), node_ids.end(), n) - node_ids.begin());
+    }
+    if (at == node_ids.size()) {
       node_ids.push_back(n);
       out.push_back({r});
     } else {
-      out[static_cast<size_t>(it - node_ids.begin())].push_back(r);
+      out[at].push_back(r);
     }
   }
   return out;
 }
 
 // Several nodes, each with the same number of members.
-bool uniform_multi_node(const Group& g, const TopologyView& t) {
-  auto nodes = by_node(g, t);
+bool uniform_multi_node(const std::vector<Group>& nodes) {
   if (nodes.size() < 2) return false;
   for (const auto& n : nodes)
     if (n.size() != nodes.front().size()) return false;
   return true;
 }
 
+bool uniform_multi_node(const Group& g, const TopologyView& t) { return uniform_multi_node(by_node(g, t)); }
+
 // The rings of one ring collective. One node (or an uneven group): the group in order.
 // Several uniform nodes: one ring per local index (NCCL channels), ring c visiting each
 // node's members rotated by c, so each channel leaves every node through a different
 // GPU (and NIC) and the inter-node traffic spreads over all rails, as NCCL's rings do.
 std::vector<Group> rings(const Group& g, const TopologyView& t) {
-  if (!uniform_multi_node(g, t)) return {g};
   auto nodes = by_node(g, t);
+  if (!uniform_multi_node(nodes)) return {g};
   const size_t G = nodes.front().size();
   std::vector<Group> out;
   for (size_t c = 0; c < G; ++c) {
@@ -123,7 +135,8 @@ struct Edge {
 };
 
 std::vector<Edge> tree_edges(const Group& g, const TopologyView& t, double S) {
-  std::vector<Group> nodes = uniform_multi_node(g, t) ? by_node(g, t) : std::vector<Group>{g};
+  std::vector<Group> nodes = by_node(g, t);
+  if (!uniform_multi_node(nodes)) nodes = {g};
   const size_t G = nodes.front().size(), M = nodes.size();
   const double c = S / static_cast<double>(G);
   std::vector<Edge> e;
@@ -144,9 +157,10 @@ std::vector<Edge> tree_edges(const Group& g, const TopologyView& t, double S) {
 std::vector<Phase> tree_all_reduce(const Group& g, const CollectiveOp& op, const TopologyView& t) {
   std::vector<Phase> out;
   if (g.size() < 2 || op.bytes <= 0) return out;
-  const bool multi = uniform_multi_node(g, t);
-  const size_t G = multi ? by_node(g, t).front().size() : g.size();
-  const size_t M = multi ? by_node(g, t).size() : 1;
+  const auto nodes = by_node(g, t);
+  const bool multi = uniform_multi_node(nodes);
+  const size_t G = multi ? nodes.front().size() : g.size();
+  const size_t M = multi ? nodes.size() : 1;
   const size_t depth = (G - 1) + static_cast<size_t>(std::ceil(std::log2(static_cast<double>(M))));
   auto edges = tree_edges(g, t, op.bytes);
   for (int dir = 0; dir < 2; ++dir) {  // 0: reduce up, 1: broadcast down

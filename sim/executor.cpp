@@ -890,6 +890,7 @@ private:
     }
     // By link name: link ids are positions in the platform's name order.
     trace_.link_bytes.clear();
+    trace_.link_bytes.reserve(static_cast<size_t>(std::count(used.begin(), used.end(), 1)));
     for (uint32_t id = 0; id < links; ++id)
       if (used[id] != 0) trace_.link_bytes.emplace_back(id, total[id]);
   }

@@ -102,25 +102,6 @@ std::vector<uint32_t> name_order(size_t n, NameOf name_of) {
   return order;
 }
 
-// The links of a generated cluster in SimGrid's order for its split-duplex links: per
-// cluster link, UP then DOWN (the order of FabricZone::links()), with their SimGrid links
-// when zone is given. Named by joined_less on (cluster link name, direction).
-std::vector<LinkInfo> cluster_links(const topology::Cluster& c, const FabricZone* zone) {
-  std::vector<LinkInfo> raw;
-  raw.reserve(2 * c.links.size());
-  for (const auto& l : c.links) {
-    for (int dir = 0; dir < 2; ++dir) {
-      LinkInfo info;
-      info.kind = l.kind;
-      info.bandwidth = l.bandwidth.value();
-      info.latency = l.latency.value();
-      if (zone != nullptr) info.sg = zone->links()[raw.size()].first;
-      raw.push_back(info);
-    }
-  }
-  return raw;
-}
-
 }  // namespace
 
 void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const {
@@ -177,9 +158,17 @@ Platform Platform::build(sg::Engine* engine, topology::Cluster cluster, core::Ov
   const topology::GpuSpec before = p.spec_;
   p.apply_overrides(overrides);
   const auto& cl = c.links;
-  p.id_hops_ = p.set_links(cluster_links(c, p.fabric_), [&cl](uint32_t i) {
-    return std::pair<std::string_view, std::string_view>(cl[i / 2].name, kDirection[i % 2]);
-  }, before);
+  // Input position i: cluster link i / 2, going up when i is even, as SimGrid lists the
+  // split-duplex links (FabricZone::links()).
+  const FabricZone* zone = p.fabric_;
+  p.id_hops_ = p.set_links(
+      2 * cl.size(),
+      [&cl](uint32_t i) { return std::pair<std::string_view, std::string_view>(cl[i / 2].name, kDirection[i % 2]); },
+      [&cl, zone](uint32_t i) {
+        const topology::Link& l = cl[i / 2];
+        return LinkInfo{l.bandwidth.value(), l.latency.value(), zone != nullptr ? zone->links()[i].first : nullptr, l.kind, false};
+      },
+      before);
   p.hop_ids_.resize(p.id_hops_.size());
   for (uint32_t id = 0; id < p.id_hops_.size(); ++id) p.hop_ids_[p.id_hops_[id]] = id;
   if (root != nullptr) root->seal();
@@ -206,12 +195,13 @@ Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overr
   std::vector<std::string> names;
   for (sg::Link* l : engine.get_all_links()) {
     names.push_back(l->get_name());
-    raw.push_back(LinkInfo{link_kind(l->get_property("tcsim.kind"), l->get_name()), l->get_bandwidth(), l->get_latency(),
-                           l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE, l});
+    raw.push_back(LinkInfo{l->get_bandwidth(), l->get_latency(), l, link_kind(l->get_property("tcsim.kind"), l->get_name()),
+                           l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE});
   }
   p.names_ = std::move(names);
   const auto order = p.set_links(
-      std::move(raw), [&n = p.names_](uint32_t i) { return std::pair<std::string_view, std::string_view>(n[i], {}); }, before);
+      raw.size(), [&n = p.names_](uint32_t i) { return std::pair<std::string_view, std::string_view>(n[i], {}); },
+      [&raw](uint32_t i) { return raw[i]; }, before);
   std::vector<std::string> by_id;
   by_id.reserve(order.size());
   for (uint32_t i : order) by_id.push_back(std::move(p.names_[i]));
@@ -299,13 +289,13 @@ std::string Platform::link_name(uint32_t id) const {
   return cluster_->links[hop / 2].name + std::string(kDirection[hop % 2]);
 }
 
-template <class NameOf>
-std::vector<uint32_t> Platform::set_links(std::vector<LinkInfo> raw, NameOf name_of, const topology::GpuSpec& before) {
+template <class NameOf, class LinkAt>
+std::vector<uint32_t> Platform::set_links(size_t n, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before) {
   // By name: the executor reports link loads in this order instead of sorting them again.
-  const std::vector<uint32_t> order = name_order(raw.size(), name_of);
+  const std::vector<uint32_t> order = name_order(n, name_of);
   links_.clear();
-  links_.reserve(raw.size());
-  for (uint32_t i : order) links_.push_back(raw[i]);
+  links_.reserve(n);
+  for (uint32_t i : order) links_.push_back(link_at(i));
   for (uint32_t id = 0; id < links_.size(); ++id) {
     if (links_[id].bandwidth <= 0) {
       const auto [base, suffix] = name_of(order[id]);

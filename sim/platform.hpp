@@ -36,12 +36,13 @@ struct GpuHost {
 /// One direction of a link. Its id is its position in Platform::all_links(); its name is
 /// Platform::link_name(id) (a 16,384-GPU cluster has 100,000 of them: no string here).
 struct LinkInfo {
-  topology::LinkKind kind = topology::LinkKind::other;
   double bandwidth = 0;  ///< effective: line rate (after gpu.* re-rating) x calibrated efficiency
   double latency = 0;
-  bool fatpipe = false;  ///< limits each flow, not their sum (SimGrid's FATPIPE)
   simgrid::s4u::Link* sg = nullptr;  ///< the SimGrid link; nullptr without SimGrid objects
+  topology::LinkKind kind = topology::LinkKind::other;
+  bool fatpipe = false;  ///< limits each flow, not their sum (SimGrid's FATPIPE)
 };
+static_assert(sizeof(LinkInfo) <= 32, "S3 holds 100,000 links: first writes to their memory cost more than the work");
 
 /// What SimGrid objects Platform::build creates for a generated cluster.
 enum class SimgridObjects {
@@ -103,13 +104,13 @@ private:
   void collect_hosts(simgrid::s4u::Engine& engine, simgrid::s4u::NetZone* parent);
   // gpu.* overrides on spec_, then calibration_ for its family.
   void apply_overrides(core::Overrides& overrides);
-  // Checks links, sorts them by name (name_of(input position): the name as two parts to
-  // join) into links_,
+  // Sorts the n links by name (name_of(input position): the name as two parts to join) into
+  // links_ (link_at(input position) gives one), checks them,
   // re-rates nvlink/nic links where gpu.nvlink_bw / gpu.nic_bw moved spec_ away from
   // `before`, applies the calibrated efficiencies (to the SimGrid links too). Returns each
   // link's input position by id.
-  template <class NameOf>
-  std::vector<uint32_t> set_links(std::vector<LinkInfo> raw, NameOf name_of, const topology::GpuSpec& before);
+  template <class NameOf, class LinkAt>
+  std::vector<uint32_t> set_links(size_t n, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;

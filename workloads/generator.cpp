@@ -563,6 +563,9 @@ private:
   }
 
   // ------------------------------------------------------------------ one pass of a chunk
+  // What a pass's segment depends on besides its lane: pass, chunk, last micro-batch of the
+  // chunk, and the micro-batch's images (images, patches, tokens, encoder FLOP).
+  using SegKey = std::tuple<int, int64_t, bool, int64_t, double, double, double>;
   Seg pass_segment(uint32_t lane, const PipeStep& st, bool last_mb_of_chunk) {
     Seg s;
     s.ops.reserve(seg_hint_);
@@ -788,6 +791,7 @@ private:
       return std::tie(a.t, a.cls, a.key) < std::tie(b.t, b.cls, b.key);
     });
 
+    std::map<SegKey, Seg> segs_built;
     std::vector<uint32_t> p2p_at(p2ps.size(), kNone);
     std::vector<uint32_t> step_last(steps.size(), kNone), step_first(steps.size(), kNone);
     std::map<std::tuple<int64_t, int64_t, int>, uint32_t> last_of;  // (mb, chunk, 0 F / 1 B) -> op
@@ -820,7 +824,14 @@ private:
       for (size_t j = i; j <= (pair ? i + 1 : i); ++j) {
         const auto& x = steps[j];
         const bool last_mb = last_w[static_cast<size_t>(x.chunk)] == j;
-        Seg seg = pass_segment(lane, x, last_mb);
+        // A pass's segment depends on its micro-batch only through the micro-batch's images
+        // (none in text models): built once per kind of pass and copied (S1: 120
+        // micro-batches a lane; building spelt out every op's label again).
+        const MicroBatchImages& im = images_[static_cast<size_t>(x.mb)];
+        const SegKey key{static_cast<int>(x.pass), x.chunk, last_mb, im.images, im.patches, im.tokens, im.encoder_flops};
+        auto built = segs_built.find(key);
+        if (built == segs_built.end()) built = segs_built.emplace(key, pass_segment(lane, x, last_mb)).first;
+        Seg seg = built->second;
         seg_hint_ = std::max(seg_hint_, seg.ops.size());
         // External deps of the pass's first op: its receives and its own earlier passes.
         std::vector<uint32_t> ext;

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +16,10 @@ HeapRange back_heap_with_huge_pages() noexcept {
   // glibc's largest mmap threshold is 32 MiB; blocks under it come from the heap, which
   // then keeps freed memory (already faulted in) for the next allocation.
   constexpr size_t kChunk = 31u << 20, kChunks = 32;  // ~1 GiB of address space, not of memory
+  // Under a limit on address space (ulimit -v, as some batch systems set) the ~1 GiB kept
+  // for the heap would count against it for the process's life: leave malloc alone there.
+  struct rlimit as {};
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY) return {};
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0 || mallopt(M_TRIM_THRESHOLD, 1 << 30) == 0) return {};
   std::array<void*, kChunks> grow{};
   for (auto& p : grow) p = std::malloc(kChunk);  // contiguous: the heap grows by brk

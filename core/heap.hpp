@@ -22,7 +22,8 @@ struct HeapRange {
 };
 
 /// Call first thing in main(), before threads start. Returns the heap marked for huge
-/// pages: empty where the kernel or the allocator refused (malloc then works as before).
+/// pages: empty where the kernel or the allocator refused, or the process's address space
+/// is limited (RLIMIT_AS); malloc then works as before.
 HeapRange back_heap_with_huge_pages() noexcept;
 
 }  // namespace tcsim::core

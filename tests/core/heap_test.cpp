@@ -1,6 +1,7 @@
 #include "core/heap.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,8 @@ std::string vm_flags_of(uintptr_t a) {
 
 TEST(HugePageHeap, MarksTheHeapAndMallocServesFromIt) {
   if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled")) GTEST_SKIP() << "kernel without THP";
+  struct rlimit as {};
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY) GTEST_SKIP() << "address space limited (ulimit -v)";
   const auto r = tcsim::core::back_heap_with_huge_pages();
   ASSERT_GT(r.end, r.begin);
   EXPECT_GE(r.end - r.begin, uintptr_t{512} << 20);  // most of the ~1 GiB grown
@@ -42,6 +45,20 @@ TEST(HugePageHeap, MarksTheHeapAndMallocServesFromIt) {
     const auto a = reinterpret_cast<uintptr_t>(p.get());
     EXPECT_TRUE(a >= r.begin && a + bytes <= r.end) << bytes << " bytes at " << a;
   }
+}
+
+// Under ulimit -v the heap is left as it is (the test runs in a child with the limit set).
+TEST(HugePageHeap, LeavesALimitedAddressSpaceAlone) {
+  EXPECT_EXIT(
+      {
+        struct rlimit as {};
+        getrlimit(RLIMIT_AS, &as);
+        as.rlim_cur = as.rlim_max == RLIM_INFINITY ? (rlim_t{64} << 30) : as.rlim_max;
+        setrlimit(RLIMIT_AS, &as);
+        const auto r = tcsim::core::back_heap_with_huge_pages();
+        std::exit(r.end == r.begin ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -492,21 +492,17 @@ std::vector<std::vector<int>> RankLayout::comm_groups(CommGroups kind, int64_t f
   const int64_t edp = dp_ / ep_;
   switch (kind) {
     case CommGroups::TP:
-      for (int64_t cp = 0; cp < cp_; ++cp)
+    case CommGroups::CP: {
+      // The key's first coordinate is the other one of tp and cp.
+      const bool tp = kind == CommGroups::TP;
+      for (int64_t a = 0; a < (tp ? cp_ : tp_); ++a)
         for (int64_t dp = 0; dp < dp_; ++dp)
           for (int64_t pp = 0; pp < pp_; ++pp) {
-            for (int64_t i = 0; i < tp_; ++i) add(i, cp, dp, pp);
+            for (int64_t i = 0; i < (tp ? tp_ : cp_); ++i) tp ? add(i, a, dp, pp) : add(a, i, dp, pp);
             done();
           }
       break;
-    case CommGroups::CP:
-      for (int64_t tp = 0; tp < tp_; ++tp)
-        for (int64_t dp = 0; dp < dp_; ++dp)
-          for (int64_t pp = 0; pp < pp_; ++pp) {
-            for (int64_t i = 0; i < cp_; ++i) add(tp, i, dp, pp);
-            done();
-          }
-      break;
+    }
     case CommGroups::EP:
       for (int64_t tp = 0; tp < tp_; ++tp)
         for (int64_t cp = 0; cp < cp_; ++cp)

@@ -55,6 +55,8 @@ Both build_both(const std::string& gpu, int nodes, const std::string& fabric, co
              a.fatpipe != b.fatpipe;
       bad += b.sg == nullptr || b.sg->get_name() != simgrid.link_name(static_cast<uint32_t>(i)) || b.sg->get_bandwidth() != b.bandwidth || b.sg->get_latency() != b.latency;
     }
+    // Ids are positions in name order (strictly ascending as std::string compares names).
+    for (uint32_t i = 1; i < ln.size(); ++i) bad += !(none.link_name(i - 1) < none.link_name(i));
     for (int s = 0; s < none.size(); s += 3)
       for (int d = 0; d < none.size(); ++d) {
         std::vector<uint32_t> ra, rb;

@@ -1,5 +1,8 @@
 // Plan validation (issue 4 bad inputs), defaults and rank layout.
+#include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -177,6 +180,34 @@ TEST(RankLayout, TpInnermostKeepsTpGroupsContiguous) {
   q.set_order("dp-tp-cp-pp");
   RankLayout dp_first(q);
   EXPECT_EQ(dp_first.group_of(ParallelDim::DP, 0), (std::vector<int>{0, 1, 2, 3}));
+}
+
+// The groups as a map from (kind, key) to ranks ascending gives them, the construction
+// comm_groups replaced: same groups, same order, for rank orders that put tp or dp first.
+TEST(RankLayout, CommGroupsInTheOrderOfTheirKeys) {
+  for (const char* order : {"tp-cp-ep-dp-pp", "dp-pp-cp-tp", "pp-tp-dp-cp"}) {
+    config::ParallelPlan p = make(2, 3, 2);
+    p.set_cp(2);
+    p.set_dp(4);
+    p.set_order(order);
+    RankLayout l(p);
+    const int64_t first = 0, last = 2;
+    std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::vector<int>> m;
+    for (int r = 0; r < l.world(); ++r) {
+      const RankCoord c = l.coord(r);
+      m[{0, c.cp, c.dp, c.pp, 0}].push_back(r);
+      m[{1, c.tp, c.dp, c.pp, 0}].push_back(r);
+      m[{2, c.tp, c.cp, c.edp, c.pp}].push_back(r);
+      m[{3, c.tp, c.pp, 0, 0}].push_back(r);
+      m[{4, c.tp, c.pp, c.ep, 0}].push_back(r);
+      if (c.pp == first || c.pp == last) m[{5, c.tp, c.cp, c.dp, 0}].push_back(r);
+    }
+    std::vector<std::vector<int>> want[6];
+    for (const auto& [key, g] : m) want[std::get<0>(key)].push_back(g);
+    for (int k = 0; k < 6; ++k) {
+      EXPECT_EQ(l.comm_groups(static_cast<RankLayout::CommGroups>(k), first, last), want[k]) << order << " kind " << k;
+    }
+  }
 }
 
 TEST(Schedules, InFlightMicroBatches) {

@@ -66,6 +66,9 @@ struct ExecutionTrace {
   size_t ptasks = 0;       ///< SimGrid parallel tasks started
   size_t link_form_tasks = 0;  ///< of which in link form (one host pair per link)
   size_t activities = 0;   ///< all SimGrid activities started (events, in analytical mode)
+  /// flow: SimGrid execs started to stop the run at a timer (a timer queued by a transfer's
+  /// completion before the time SimGrid runs until); other timers need none.
+  size_t alarms = 0;
   size_t memo_hits = 0;     ///< flow: collectives and sends that ran as timers to the end
   size_t memo_replaced = 0; ///< flow: such timers turned back into transfers (traffic shared a link)
   /// Point-to-point transfers the step's collectives and sends comprise (repeats included),

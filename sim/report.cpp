@@ -114,7 +114,8 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   j["link_utilisation"] = util;
   j["algorithms"] = r.algorithms;
   j["inputs"] = r.inputs;
-  j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"link_form_tasks", r.link_form_tasks}, {"activities", r.activities},
+  j["simulation"] = {{"ops", r.ops}, {"parallel_tasks", r.ptasks}, {"link_form_tasks", r.link_form_tasks}, {"alarms", r.alarms},
+                     {"activities", r.activities},
                      {"transfers", r.transfers}};
   return j;
 }
@@ -238,6 +239,7 @@ RunResult from_json(const nlohmann::ordered_json& j) {
   r.ops = j.at("simulation").at("ops").get<size_t>();
   r.ptasks = j.at("simulation").at("parallel_tasks").get<size_t>();
   r.link_form_tasks = j.at("simulation").value("link_form_tasks", size_t{0});
+  r.alarms = j.at("simulation").value("alarms", size_t{0});
   r.activities = j.at("simulation").at("activities").get<size_t>();
   r.transfers = j.at("simulation").value("transfers", size_t{0});
   return r;

@@ -43,6 +43,7 @@ struct RunResult {
   std::vector<std::string> algorithms;
   size_t ops = 0, ptasks = 0, activities = 0;
   size_t link_form_tasks = 0;  ///< parallel tasks in link form (ExecutorOptions::link_form)
+  size_t alarms = 0;           ///< flow: SimGrid execs that stopped the run at a timer
   size_t transfers = 0;        ///< point-to-point transfers in the step's communication
   /// Time to train, GPU hours, cost, energy and power (sim/energy.hpp).
   TrainingEstimate training;

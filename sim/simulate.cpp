@@ -219,6 +219,7 @@ RunResult simulate(const RunRequest& req) {
   r.ops = program.op_count();
   r.ptasks = trace.ptasks;
   r.link_form_tasks = trace.link_form_tasks;
+  r.alarms = trace.alarms;
   r.activities = trace.activities;
   r.transfers = trace.transfers;
   r.inputs["overrides"] = req.sets;

@@ -64,7 +64,64 @@ workloads::Program interrupted(double compute_s) {
   return p;
 }
 
+// Two lanes on 2 nodes: lane 0 (node 0) an all-reduce of 64 MiB, then 0.1 ms of compute;
+// lane 1 (node 1) `long_s` of compute in 1,000 steps. Timers run on the executor's queue
+// while SimGrid runs until the next one; only a timer that a transfer's completion queues
+// before that point needs a SimGrid alarm.
+workloads::Program allreduce_then_compute(double long_s) {
+  workloads::Program p;
+  p.world_size = 16;
+  p.lanes.resize(2);
+  for (int r = 0; r < 8; ++r) p.lanes[0].ranks.push_back(r);
+  for (int r = 8; r < 16; ++r) p.lanes[1].ranks.push_back(r);
+  p.comms = {{"dp", {p.lanes[0].ranks}}};
+  workloads::Op c;
+  c.kind = workloads::OpKind::Compute;
+  c.compute.cls = workloads::ComputeClass::Fixed;
+  c.compute.fixed_seconds = 1e-4;
+  p.lanes[0].ops.push_back(collective(CollectiveType::AllReduce, 0, 64 * MiB, workloads::Stream::DpComm, {}));
+  c.deps = {0};
+  p.lanes[0].ops.push_back(c);
+  c.deps = {};
+  c.compute.fixed_seconds = long_s / 1000;
+  for (int i = 0; i < 1000; ++i) p.lanes[1].ops.push_back(c);
+  return p;
+}
+
 }  // namespace
+
+TEST(FlowClock, TimersNeedNoSimGridActivityUnlessATransferQueuesOneEarly) {
+  auto xml = simtest::make_platform("H800", 2);
+  // {all-reduce end, lane 0's compute end, lane 1's end, step, alarms}
+  auto run = [&](const workloads::Program& program) {
+    return simtest::in_child([&] {
+      sim::ExecutorOptions o;
+      o.memoize = false;  // the all-reduce as real parallel tasks
+      auto t = simtest::run_program(xml, program, {}, o);
+      return std::vector<double>{t.ops[0][0].end, t.ops[0][1].end, t.ops[1].back().end, t.step_time,
+                                 static_cast<double>(t.alarms)};
+    });
+  };
+  // The all-reduce of 64 MiB over 8 NVLink GPUs takes well under 1 ms: lane 0's compute is
+  // queued when it ends and is due before lane 1's next compute step (every 1 ms).
+  auto mixed = run(allreduce_then_compute(1.0));
+  EXPECT_GT(mixed[0], 1e-4);
+  EXPECT_LT(mixed[0], 1e-3);
+  EXPECT_NEAR(mixed[1], mixed[0] + 1e-4, 1e-12);
+  EXPECT_NEAR(mixed[2], 1.0, 1e-9);
+  EXPECT_NEAR(mixed[3], 1.0, 1e-9);
+  EXPECT_EQ(mixed[4], 1);  // one alarm for lane 0's compute; lane 1's 1,000 steps need none
+  // Compute only: no alarm at all, times exact.
+  auto program = allreduce_then_compute(2.0);
+  program.lanes[0].ops.erase(program.lanes[0].ops.begin());
+  program.lanes[0].ops[0].deps.clear();
+  program.comms.clear();
+  auto quiet = run(program);
+  EXPECT_NEAR(quiet[0], 1e-4, 1e-15);
+  EXPECT_NEAR(quiet[3], 2.0, 1e-9);
+  EXPECT_EQ(quiet[4], 0);
+}
+
 
 TEST(Memoize, CollectivesAloneOnTheNetworkAreTimedExactly) {
   // S4 in small: 6 layers x 2 all-to-alls, forward and backward, then an all-reduce; the

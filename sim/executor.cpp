@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 #include "core/log.hpp"
 #include "sim/closed_form.hpp"
 #include "sim/link_form.hpp"
+#include "sim/parallel_task.hpp"
 
 namespace tcsim::sim {
 namespace sg = simgrid::s4u;
@@ -766,32 +768,47 @@ private:
       const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
       blocks[{sn, dn}].push_back(&t);
     }
-    chain->tasks_left = blocks.size();
+    std::vector<TaskSpec> tasks;
     for (const auto& [key, ts] : blocks) {
       // The link form for collective phases only: they live as long as the run (planned_),
       // so their address keys its cache; a send's phase is freed with its chain (and has
       // a pair per link anyway).
       const LinkForm* lf = !split && chain->instance && options_.link_form ? link_forms_.get(ph, ts) : nullptr;
-      std::vector<sg::Host*> hosts;
-      std::vector<double> bytes;
+      pairs_.clear();
       if (lf != nullptr) {
-        hosts = lf->hosts;
-        const size_t k = hosts.size();
-        bytes.assign(k * k, 0.0);
-        for (const auto& [from, to, b] : lf->entries) bytes[from * k + to] = b == LinkForm::kLatencyCarrier ? b : b * scale;
-        ++trace_.link_form_tasks;
-      } else {
-        std::unordered_map<int, size_t> index;
-        for (const Transfer* t : ts) {
-          for (int r : {t->src, t->dst}) {
-            if (index.emplace(r, hosts.size()).second) hosts.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+        std::optional<HostPair> carrier;
+        for (const auto& [from, to, b] : lf->entries) {
+          if (b == LinkForm::kLatencyCarrier) {
+            carrier = HostPair{from, to, b};
+          } else {
+            pairs_.push_back(HostPair{from, to, b * scale});
           }
         }
-        const size_t k = hosts.size();
-        bytes.assign(k * k, 0.0);
-        for (const Transfer* t : ts) bytes[index[t->src] * k + index[t->dst]] += t->bytes * scale;
+        const size_t before = tasks.size();
+        pack_tasks(lf->hosts, pairs_, carrier ? &*carrier : nullptr, lf->hosts.size(), tasks);
+        trace_.link_form_tasks += tasks.size() - before;
+      } else {
+        std::unordered_map<int, uint32_t> index;
+        task_hosts_.clear();
+        for (const Transfer* t : ts) {
+          for (int r : {t->src, t->dst}) {
+            if (index.emplace(r, static_cast<uint32_t>(task_hosts_.size())).second)
+              task_hosts_.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+          }
+          pairs_.push_back(HostPair{index[t->src], index[t->dst], t->bytes * scale});
+        }
+        // Sends (one pair per replica of a folded lane) as tasks of at most task_hosts hosts;
+        // a collective's phase stays one task per block, so that its pair form and its link
+        // form (and an in-memory cluster and its XML) stay the same model.
+        pack_tasks(task_hosts_, pairs_, nullptr, chain->instance ? task_hosts_.size() : options_.task_hosts, tasks);
       }
-      auto exec = sg::Exec::init()->set_hosts(hosts)->set_flops_amounts(std::vector<double>(hosts.size(), 0.0))->set_bytes_amounts(bytes);
+    }
+    chain->tasks_left = tasks.size();
+    for (const auto& task : tasks) {
+      auto exec = sg::Exec::init()
+                      ->set_hosts(task.hosts)
+                      ->set_flops_amounts(std::vector<double>(task.hosts.size(), 0.0))
+                      ->set_bytes_amounts(task.bytes);
       auto h = std::make_unique<Handle>();
       h->kind = Handle::PhaseTask;
       h->chain = chain;
@@ -981,6 +998,8 @@ private:
   std::vector<sg::ExecPtr> retired_;
   int depth_ = 0;
   std::unordered_map<uint64_t, double> latency_cache_;
+  std::vector<HostPair> pairs_;          // next_phase scratch
+  std::vector<sg::Host*> task_hosts_;    // next_phase scratch
   LinkForms link_forms_{platform_.fabric()};  // keyed by phases, which planned_ keeps
   std::set<std::string> algorithms_;
   // Flow memoization.

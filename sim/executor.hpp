@@ -87,6 +87,10 @@ struct ExecutorOptions {
   /// and all phases when false, run as one task over all their hosts.
   bool split_phases = true;
   size_t split_above_hosts = 128;
+  /// A send whose transfers have more hosts than this (a send between folded lanes moves
+  /// one pair per replica) runs as parallel tasks of at most this many hosts each
+  /// (sim/parallel_task.hpp).
+  size_t task_hosts = 32;
   Fidelity fidelity = Fidelity::Flow;
   /// Flow fidelity: a collective (whose groups share no link) or a send whose links
   /// carry nothing else is a timer of its closed form, exact for one L07 task per phase;

@@ -1,0 +1,540 @@
+// The executor's communication (sim/executor_engine.hpp): collective rendezvous, flow
+// shortcuts (memo and closed-form timers), point-to-point, phases as SimGrid parallel
+// tasks, plans and link accounting.
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <simgrid/s4u.hpp>
+
+#include "sim/executor_engine.hpp"
+#include "sim/parallel_task.hpp"
+
+namespace tcsim::sim::executor_detail {
+
+// ---- collectives ----
+
+void Engine::arrive_collective(uint32_t lane, uint32_t i) {
+  const Op& op = op_of(lane, i);
+  auto& st = lanes_[lane];
+  uint64_t seq = st.coll_seq[op.coll.comm]++;
+  auto key = std::make_pair(op.coll.comm, seq);
+  auto& inst = instances_[key];
+  if (!inst) {
+    inst = std::make_shared<Instance>();
+    inst->comm = op.coll.comm;
+    inst->seq = seq;
+    inst->expected = participants_[op.coll.comm];
+  }
+  inst->members.emplace_back(lane, i);
+  // Its NCCL kernel is resident from here, spinning on its SMs while it waits for the
+  // other members: compute this lane launches meanwhile runs on the remaining SMs. (Counting
+  // from the start of the instance instead made replicas that arrive at the same instant
+  // differ by the order in which they were issued.)
+  st.active_comm++;
+  if (inst->members.size() < inst->expected) return;
+  auto ready = inst;
+  instances_.erase(key);
+  start_collective(ready);
+}
+
+// Uneven all-to-all matrices are told apart by the order in which they first appear, not
+// by address, so that every map keyed by CollKey iterates the same way in every run.
+CollKey Engine::key_of(const workloads::CollectiveOp& c) {
+  uint32_t matrix = 0;
+  if (c.matrix) matrix = matrix_ids_.try_emplace(c.matrix, static_cast<uint32_t>(matrix_ids_.size() + 1)).first->second;
+  return CollKey{c.comm, static_cast<int>(c.type), c.bytes, matrix, c.max_nodes};
+}
+
+// Starts a collective whose members have all arrived. Flow fidelity with memoization:
+//  - on an idle network, a collective whose key already ran clean is a timer of that
+//    duration (exact: same phases, same routes, nothing to share the links with);
+//  - otherwise its phases run as parallel tasks; if it started on an idle network and
+//    nothing else starts before it ends, its duration is remembered under its key;
+//  - any transfer that starts while memo timers run turns them back into real
+//    transfers of their remaining bytes (progress assumed linear in time), so sharing
+//    is simulated from then on.
+void Engine::start_collective(const std::shared_ptr<Instance>& inst) {
+  auto [lane0, op0] = inst->members.front();
+  const workloads::CollectiveOp& coll = op_of(lane0, op0).coll;
+  inst->key = key_of(coll);
+  for (auto [l, i] : inst->members) trace_.ops[l][i].start = now();
+  auto& use = uses_[inst->key];
+  if (use.second == nullptr) use.second = &coll;
+  ++use.first;
+  if (analytical_) {
+    const Evaluation& ev = evaluate(inst->key, coll);
+    if (!ev.algorithm.empty()) algorithms_.insert(ev.algorithm);
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::InstanceTimer;
+    h->instance = inst;
+    start_timer(ev.duration, std::move(h));
+    return;
+  }
+  // Flow shortcuts. A collective whose links carry nothing else, and whose groups share
+  // no link, takes exactly its closed form (each phase one L07 task, or blocks of one,
+  // with nothing else on its links): a timer stands for it. On an idle network, an
+  // identical collective that ran alone gives the duration of one whose groups do share
+  // links. Any real transfer that later needs one of a timer's links turns the timer
+  // back into transfers (before_real_traffic).
+  const Evaluation* ev = options_.memoize ? &evaluate(inst->key, coll) : nullptr;
+  if (ev != nullptr) {
+    double d = -1;
+    if (ev->groups_disjoint && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
+      d = ev->duration;
+      if (!ev->algorithm.empty()) algorithms_.insert(ev->algorithm);
+    } else if (net_users_ == 0) {
+      if (auto it = memo_.find(inst->key); it != memo_.end()) d = it->second;
+    }
+    if (d >= 0) {
+      start_timed(inst, nullptr, *ev, d);
+      return;
+    }
+  }
+  before_real_traffic(ev);
+  const bool idle = net_users_ == 0;
+  if (ev != nullptr) {
+    inst->links = ev;
+    real_links_.add(*ev, +1);
+  }
+  if (start_chains(inst, 1.0) == 0) {
+    finish_collective(inst);
+    return;
+  }
+  if (idle && ev != nullptr) {
+    inst->clean = true;
+    inst->t0 = now();
+    clean_.push_back(inst);
+  }
+}
+
+// Starts one chain of phases per group of the instance's communicator; returns how many.
+size_t Engine::start_chains(const std::shared_ptr<Instance>& inst, double remaining) {
+  auto [lane0, op0] = inst->members.front();
+  const Planned& planned = plan(inst->key, op_of(lane0, op0).coll);
+  if (!planned.algorithm.empty()) algorithms_.insert(planned.algorithm);
+  std::vector<std::shared_ptr<Chain>> chains;
+  for (const auto& phases : planned.groups) {
+    if (phases->empty()) continue;
+    auto chain = std::make_shared<Chain>();
+    chain->phases = phases;
+    chain->instance = inst;
+    chain->remaining = remaining;
+    chains.push_back(std::move(chain));
+  }
+  inst->groups_left = chains.size();
+  for (auto& c : chains) {
+    c->counted = true;
+    ++net_users_;
+  }
+  for (auto& c : chains) next_phase(c);
+  return chains.size();
+}
+
+// ---- flow shortcuts: timers for communication alone on its links ----
+
+void Engine::start_timed(const std::shared_ptr<Instance>& inst, const std::shared_ptr<Chain>& chain, const Evaluation& ev, double d) {
+  auto h = std::make_unique<Handle>();
+  h->kind = inst ? Handle::InstanceTimer : Handle::ChainTimer;
+  h->instance = inst;
+  h->chain = chain;
+  h->tracked = true;
+  timed_.push_back(Timed{inst, chain, h.get(), now() + d, std::max(d, 1e-30), &ev});
+  timer_links_.add(ev, +1);
+  ++net_users_;
+  start_timer(d, std::move(h));
+}
+
+void Engine::timed_done(Handle* h) {
+  auto it = std::find_if(timed_.begin(), timed_.end(), [h](const Timed& t) { return t.handle == h; });
+  timer_links_.add(*it->ev, -1);
+  timed_.erase(it);
+  --net_users_;
+  ++trace_.memo_hits;
+}
+
+// Real transfers on ev's links (all links when ev is null) are about to start: no running
+// collective is alone on the network any more, and timers sharing a link with them
+// become real transfers of their remaining bytes, progress assumed uniform in time.
+// Timers' links are disjoint from each other and from real transfers' links, so this
+// never cascades.
+void Engine::before_real_traffic(const Evaluation* ev) {
+  for (auto& i : clean_) i->clean = false;
+  clean_.clear();
+  if (timed_.empty()) return;
+  if (ev != nullptr)
+    for (const auto& [id, b] : ev->link_bytes) mine_[id] = 1;
+  std::vector<Timed> hit;
+  std::erase_if(timed_, [&](const Timed& t) {
+    bool shared = ev == nullptr;
+    for (const auto& [id, b] : t.ev->link_bytes) shared = shared || mine_[id] != 0;
+    if (shared) hit.push_back(t);
+    return shared;
+  });
+  if (ev != nullptr)
+    for (const auto& [id, b] : ev->link_bytes) mine_[id] = 0;
+  for (const auto& t : hit) {
+    // The timer runs on, ignored (cancelling it leaves SimGrid a dangling activity in
+    // its ended list: measured, segfault); the step ends with its last op anyway.
+    t.handle->stale = true;
+    ++trace_.memo_replaced;
+    timer_links_.add(*t.ev, -1);
+    real_links_.add(*t.ev, +1);
+    --net_users_;
+    const double left = std::clamp((t.end - now()) / t.duration, 0.0, 1.0);
+    if (t.inst) {
+      t.inst->links = t.ev;
+      if (start_chains(t.inst, left) == 0) finish_collective(t.inst);
+    } else {
+      t.chain->links = t.ev;
+      t.chain->remaining = left;
+      t.chain->counted = true;
+      ++net_users_;
+      next_phase(t.chain);
+    }
+  }
+}
+
+void Engine::finish_collective(const std::shared_ptr<Instance>& inst) {
+  if (inst->links != nullptr) {
+    real_links_.add(*inst->links, -1);
+    inst->links = nullptr;
+  }
+  if (inst->clean) {
+    memo_[inst->key] = now() - inst->t0;
+    std::erase(clean_, inst);
+    inst->clean = false;
+  }
+  for (auto [l, i] : inst->members) {
+    lanes_[l].active_comm--;
+    complete_op(l, i);
+  }
+}
+
+// ---- point-to-point ----
+
+// The transfers of a send from lane `src` to lane `dst`: replica k of one side to replica
+// k of the other.
+Phase Engine::p2p_phase(uint32_t src, uint32_t dst, double bytes) const {
+  Phase p;
+  const auto& sr = program_.lanes[src].ranks;
+  const auto& dr = program_.lanes[dst].ranks;
+  for (size_t k = 0; k < std::max(sr.size(), dr.size()); ++k) {
+    int a = sr[k % sr.size()], b = dr[k % dr.size()];
+    if (a != b && bytes > 0) p.transfers.push_back({a, b, bytes});
+  }
+  return p;
+}
+
+// Point-to-point with eager semantics, as ASTRA-sim and MPI's eager protocol: the data
+// moves as soon as the send is issued; the send completes when it has arrived, the
+// receive when it has arrived and the receive was issued. Sends and receives between
+// the same two lanes with the same tag match in issue order.
+void Engine::arrive_p2p(uint32_t lane, uint32_t i) {
+  const Op& op = op_of(lane, i);
+  const bool is_send = op.kind == OpKind::Send;
+  const uint32_t src = is_send ? lane : op.p2p.peer_lane;
+  const uint32_t dst = is_send ? op.p2p.peer_lane : lane;
+  auto qi = p2p_.try_emplace(std::make_tuple(src, dst, op.p2p.tag)).first;
+  auto& q = qi->second;
+  if (!is_send) {
+    if (q.unmatched.empty()) {
+      // Its data starts moving when the send is issued (attach_recv): waiting for the
+      // producer until then is pipeline bubble, not communication in flight.
+      q.recvs.emplace_back(lane, i);
+      return;
+    }
+    trace_.ops[lane][i].start = now();
+    auto msg = q.unmatched.front();
+    q.unmatched.erase(q.unmatched.begin());
+    if (q.recvs.empty() && q.unmatched.empty()) p2p_.erase(qi);  // before attach_recv, which may come back here
+    attach_recv(*msg, lane, i);
+    return;
+  }
+  trace_.ops[lane][i].start = now();
+  auto msg = std::make_shared<P2PMsg>();
+  msg->send = {lane, i};
+  lanes_[lane].active_comm++;
+  if (!q.recvs.empty()) {
+    auto [rl, ri] = q.recvs.front();
+    q.recvs.erase(q.recvs.begin());
+    if (q.recvs.empty() && q.unmatched.empty()) p2p_.erase(qi);
+    attach_recv(*msg, rl, ri);
+  } else {
+    q.unmatched.push_back(msg);
+  }
+  auto chain = std::make_shared<Chain>();
+  chain->msg = msg;
+  const P2PKey key{lane, op.p2p.peer_lane, op.p2p.bytes};
+  auto memo = p2p_memo_.find(key);
+  // Analytical: a send evaluated before (so with transfers) needs no phase of its own.
+  Phase p;
+  if (!analytical_ || memo == p2p_memo_.end()) {
+    p = p2p_phase(lane, op.p2p.peer_lane, op.p2p.bytes);
+    if (p.transfers.empty()) {
+      finish_chain(chain);
+      return;
+    }
+  }
+  ++p2p_uses_[key];
+  const Evaluation* ev = nullptr;
+  if (analytical_ || options_.memoize) {
+    auto it = memo;
+    if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed_.send(p)).first;
+    ev = &it->second;
+  }
+  if (analytical_) {
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::ChainTimer;
+    h->chain = chain;
+    start_timer(ev->duration, std::move(h));
+    return;
+  }
+  chain->phases = std::make_shared<const std::vector<Phase>>(1, std::move(p));
+  if (ev != nullptr && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {
+    start_timed(nullptr, chain, *ev, ev->duration);  // alone on its links: exact
+    return;
+  }
+  before_real_traffic(ev);
+  chain->counted = true;
+  ++net_users_;
+  if (ev != nullptr) {
+    chain->links = ev;
+    real_links_.add(*ev, +1);
+  }
+  next_phase(chain);
+}
+
+void Engine::attach_recv(P2PMsg& msg, uint32_t lane, uint32_t i) {
+  if (trace_.ops[lane][i].start < 0) trace_.ops[lane][i].start = now();
+  msg.recv = {lane, i};
+  msg.has_recv = true;
+  if (msg.arrived) {
+    complete_op(lane, i);
+  } else {
+    lanes_[lane].active_comm++;
+  }
+}
+
+// ---- phases as SimGrid parallel tasks (flow fidelity) ----
+
+// Starts the next phase of a chain as parallel tasks, or finishes the chain.
+void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
+  const auto& phases = *chain->phases;
+  if (chain->next >= phases.size()) {
+    finish_chain(chain);
+    return;
+  }
+  const Phase& ph = phases[chain->next++];
+  // Coalescing: m consecutive identical phases (the 2(n-1) steps of a ring, a Phase
+  // with repeat m) run as one parallel task of m times the bytes, followed by (m-1) x
+  // the phase's route latency. On an idle fabric this is exact; under contention each
+  // step would see the same sharing anyway, only the latency gaps move to the end
+  // (ARCHITECTURE.md).
+  size_t repeat = ph.repeat;
+  while (chain->next < phases.size() && same_phase(phases[chain->next], ph)) {
+    repeat += phases[chain->next].repeat;
+    ++chain->next;
+  }
+  chain->delay_after = repeat > 1 ? static_cast<double>(repeat - 1) * phase_latency(ph) : 0.0;
+  const double scale = ph.byte_scale * static_cast<double>(repeat) * chain->remaining;
+  // Sparse phases: one parallel task per (source node, destination node) block of the
+  // phase, so a task's dense k x k matrix stays small (a 4,096-rank ring step is ~1,000
+  // tasks of a few hosts, not one task of 4,096^2 entries). Blocks progress
+  // independently, sharing links max-min fairly; the phase ends when the last one ends.
+  // Small phases stay one task: every task is a variable of SimGrid's max-min solver,
+  // whose cost grows with their number (S1: 30% of the time in the solver when its
+  // 64-rank all-to-alls were split into 64 blocks each).
+  bool split = false;
+  if (options_.split_phases && ph.transfers.size() > options_.split_above_hosts) {
+    std::unordered_set<int> hosts;
+    for (const auto& t : ph.transfers) {
+      hosts.insert(t.src);
+      hosts.insert(t.dst);
+      if (hosts.size() > options_.split_above_hosts) break;
+    }
+    split = hosts.size() > options_.split_above_hosts;
+  }
+  std::map<std::pair<int, int>, std::vector<const Transfer*>> blocks;
+  for (const auto& t : ph.transfers) {
+    const int sn = split ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
+    const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
+    blocks[{sn, dn}].push_back(&t);
+  }
+  std::vector<TaskSpec> tasks;
+  for (const auto& [key, ts] : blocks) {
+    // The link form for collective phases only: they live as long as the run (planned_),
+    // so their address keys its cache; a send's phase is freed with its chain (and has
+    // a pair per link anyway).
+    const LinkForm* lf = !split && chain->instance && options_.link_form ? link_forms_.get(ph, ts) : nullptr;
+    pairs_.clear();
+    if (lf != nullptr) {
+      std::optional<HostPair> carrier;
+      for (const auto& [from, to, b] : lf->entries) {
+        if (b == LinkForm::kLatencyCarrier) {
+          carrier = HostPair{from, to, b};
+        } else {
+          pairs_.push_back(HostPair{from, to, b * scale});
+        }
+      }
+      const size_t before = tasks.size();
+      pack_tasks(lf->hosts, pairs_, carrier ? &*carrier : nullptr, lf->hosts.size(), tasks);
+      trace_.link_form_tasks += tasks.size() - before;
+    } else {
+      std::unordered_map<int, uint32_t> index;
+      task_hosts_.clear();
+      for (const Transfer* t : ts) {
+        for (int r : {t->src, t->dst}) {
+          if (index.emplace(r, static_cast<uint32_t>(task_hosts_.size())).second)
+            task_hosts_.push_back(platform_.gpus()[static_cast<size_t>(r)].host);
+        }
+        pairs_.push_back(HostPair{index[t->src], index[t->dst], t->bytes * scale});
+      }
+      // Sends (one pair per replica of a folded lane) as tasks of at most task_hosts hosts;
+      // a collective's phase stays one task per block, so that its pair form and its link
+      // form (and an in-memory cluster and its XML) stay the same model.
+      pack_tasks(task_hosts_, pairs_, nullptr, chain->instance ? task_hosts_.size() : options_.task_hosts, tasks);
+    }
+  }
+  chain->tasks_left = tasks.size();
+  for (const auto& task : tasks) {
+    auto exec = sg::Exec::init()
+                    ->set_hosts(task.hosts)
+                    ->set_flops_amounts(std::vector<double>(task.hosts.size(), 0.0))
+                    ->set_bytes_amounts(task.bytes);
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::PhaseTask;
+    h->chain = chain;
+    ++trace_.ptasks;
+    ++trace_.activities;
+    launch(exec, std::move(h));
+  }
+}
+
+bool Engine::same_phase(const Phase& a, const Phase& b) {
+  if (a.transfers.size() != b.transfers.size() || a.byte_scale != b.byte_scale) return false;
+  for (size_t i = 0; i < a.transfers.size(); ++i) {
+    const auto &x = a.transfers[i], &y = b.transfers[i];
+    if (x.src != y.src || x.dst != y.dst || x.bytes != y.bytes) return false;
+  }
+  return true;
+}
+
+// Largest route latency among the transfers of a phase (routes cached per pair).
+double Engine::phase_latency(const Phase& ph) {
+  double worst = 0;
+  for (const auto& t : ph.transfers) {
+    const uint64_t key = (static_cast<uint64_t>(t.src) << 32) | static_cast<uint32_t>(t.dst);
+    auto it = latency_cache_.find(key);
+    if (it == latency_cache_.end()) {
+      std::vector<uint32_t> ids;
+      double lat = 0;
+      platform_.route_ids(t.src, t.dst, ids, &lat);
+      it = latency_cache_.emplace(key, lat).first;
+    }
+    worst = std::max(worst, it->second);
+  }
+  return worst;
+}
+
+void Engine::start_delay(const std::shared_ptr<Chain>& chain) {
+  const double d = chain->delay_after;
+  chain->delay_after = 0;
+  auto h = std::make_unique<Handle>();
+  h->kind = Handle::PhaseDelay;
+  h->chain = chain;
+  start_timer(d, std::move(h));
+}
+
+void Engine::finish_chain(const std::shared_ptr<Chain>& chain) {
+  if (chain->counted) {
+    chain->counted = false;
+    --net_users_;
+  }
+  if (chain->links != nullptr) {
+    real_links_.add(*chain->links, -1);
+    chain->links = nullptr;
+  }
+  if (chain->instance) {
+    if (--chain->instance->groups_left == 0) finish_collective(chain->instance);
+    return;
+  }
+  P2PMsg& msg = *chain->msg;
+  msg.arrived = true;
+  lanes_[msg.send.first].active_comm--;
+  complete_op(msg.send.first, msg.send.second);
+  if (msg.has_recv) {
+    lanes_[msg.recv.first].active_comm--;
+    complete_op(msg.recv.first, msg.recv.second);
+  }
+}
+
+// ---- plans and closed forms (sim/closed_form.hpp; analytical fidelity, flow shortcuts
+// and link accounting) ----
+
+Engine::Planned Engine::plan_phases(uint32_t comm, const workloads::CollectiveOp& coll) const {
+  Planned p;
+  for (const auto& group : program_.comms[comm].groups) {
+    if (group.size() < 2) continue;
+    const Algorithm& algo = selector_.select(group, coll, topo_);
+    auto phases = std::make_shared<const std::vector<Phase>>(algo.phases(group, coll, topo_));
+    if (!phases->empty() && p.algorithm.empty()) p.algorithm = std::string(workloads::to_string(coll.type)) + ":" + algo.name;
+    p.groups.push_back(std::move(phases));
+  }
+  return p;
+}
+
+const Engine::Planned& Engine::plan(const CollKey& key, const workloads::CollectiveOp& coll) {
+  auto [slot, fresh] = planned_.try_emplace(key);
+  if (fresh) slot->second = plan_phases(key.comm, coll);
+  return slot->second;
+}
+
+const Evaluation& Engine::evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
+  auto it = evaluations_.find(key);
+  if (it != evaluations_.end()) return it->second;
+  // Flow keeps the phases for the instances to come; analytical evaluates each key once.
+  Planned dropped;
+  const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
+  Evaluation ev = closed_.collective(planned.groups, planned.algorithm);
+  return evaluations_.emplace(key, std::move(ev)).first->second;
+}
+
+// Bytes per link over the step: each distinct collective and send, times its uses.
+void Engine::account_links() {
+  const size_t links = platform_.all_links().size();
+  std::vector<double> total(links, 0.0);
+  std::vector<char> used(links, 0);  // a link may carry 0 bytes and still be listed
+  auto add = [&](const Evaluation& ev, size_t uses) {
+    for (const auto& [id, b] : ev.link_bytes) {
+      total[id] += b * static_cast<double>(uses);
+      used[id] = 1;
+    }
+    trace_.transfers += ev.transfers * uses;
+  };
+  for (const auto& [key, use] : uses_) {
+    if (use.second == nullptr) continue;
+    add(evaluate(key, *use.second), use.first);
+  }
+  for (const auto& [key, n] : p2p_uses_) {
+    auto it = p2p_memo_.find(key);
+    if (it == p2p_memo_.end())
+      it = p2p_memo_.emplace(key, closed_.send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
+    add(it->second, n);
+  }
+  // By link name: link ids are positions in the platform's name order.
+  trace_.link_bytes.clear();
+  trace_.link_bytes.reserve(static_cast<size_t>(std::count(used.begin(), used.end(), 1)));
+  for (uint32_t id = 0; id < links; ++id)
+    if (used[id] != 0) trace_.link_bytes.emplace_back(id, total[id]);
+}
+
+}  // namespace tcsim::sim::executor_detail

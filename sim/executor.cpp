@@ -156,13 +156,17 @@ void Engine::run_flow() {
   auto* engine = sg::Engine::get_instance();
   while (!queue_.empty() || !handles_.empty()) {
     target_ = queue_.empty() ? std::numeric_limits<double>::infinity() : queue_.top().time;
+    const bool until = !queue_.empty();
     in_simgrid_ = true;
-    if (queue_.empty()) {
-      engine->run();
+    if (until) {
+      engine->run_until(target_);  // also moves the clock to target_ when nothing runs
     } else {
-      engine->run_until(target_);
+      engine->run();
     }
     in_simgrid_ = false;
+    // SimGrid ran out of activities and nothing was queued meanwhile: whatever is left
+    // waits forever (check_finished reports it).
+    if (!until && queue_.empty()) break;
     expire_due();
   }
 }

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <optional>
+#include <cstdint>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -369,6 +369,10 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
     const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
     blocks[{sn, dn}].push_back(&t);
   }
+  // Sends (one pair per replica of a folded lane) are cut into tasks of at most task_hosts
+  // hosts; a collective's phase stays one task per block, so that its pair form and its
+  // link form (and an in-memory cluster and its XML) stay the same model.
+  const size_t max_hosts = chain->instance ? SIZE_MAX : options_.task_hosts;
   std::vector<TaskSpec> tasks;
   for (const auto& [key, ts] : blocks) {
     // The link form for collective phases only: they live as long as the run (planned_),
@@ -377,16 +381,10 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
     const LinkForm* lf = !split && chain->instance && options_.link_form ? link_forms_.get(ph, ts) : nullptr;
     pairs_.clear();
     if (lf != nullptr) {
-      std::optional<HostPair> carrier;
-      for (const auto& [from, to, b] : lf->entries) {
-        if (b == LinkForm::kLatencyCarrier) {
-          carrier = HostPair{from, to, b};
-        } else {
-          pairs_.push_back(HostPair{from, to, b * scale});
-        }
-      }
+      for (const auto& [from, to, b] : lf->entries)
+        pairs_.push_back(HostPair{from, to, b == LinkForm::kLatencyCarrier ? b : b * scale});
       const size_t before = tasks.size();
-      pack_tasks(lf->hosts, pairs_, carrier ? &*carrier : nullptr, lf->hosts.size(), tasks);
+      pack_tasks(lf->hosts, pairs_, max_hosts, tasks);
       trace_.link_form_tasks += tasks.size() - before;
     } else {
       std::unordered_map<int, uint32_t> index;
@@ -398,10 +396,7 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
         }
         pairs_.push_back(HostPair{index[t->src], index[t->dst], t->bytes * scale});
       }
-      // Sends (one pair per replica of a folded lane) as tasks of at most task_hosts hosts;
-      // a collective's phase stays one task per block, so that its pair form and its link
-      // form (and an in-memory cluster and its XML) stay the same model.
-      pack_tasks(task_hosts_, pairs_, nullptr, chain->instance ? task_hosts_.size() : options_.task_hosts, tasks);
+      pack_tasks(task_hosts_, pairs_, max_hosts, tasks);
     }
   }
   chain->tasks_left = tasks.size();

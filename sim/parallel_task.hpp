@@ -10,8 +10,7 @@
 //
 // pack_tasks cuts a sparse set of pairs (at most two pairs per host) with more than
 // max_hosts hosts into tasks of at most max_hosts hosts, each pair in exactly one task, so
-// every link carries the same load; each task gets the carrier pair if there is one. The
-// tasks progress independently, each at its own max-min rate, and the phase ends with the
+// every link carries the same load. The tasks progress independently, each at its own max-min rate, and the phase ends with the
 // last: on links that carry nothing else that is exactly the one-task time (the most
 // loaded link sets both); under contention a task off the congested links no longer waits
 // for the others, as the replicas' transfers would not. Dense sets stay one task.
@@ -37,9 +36,8 @@ struct TaskSpec {
 };
 
 /// Appends the tasks for `pairs` over `hosts` to out (see above); hosts absent from every
-/// pair are left out. carrier: a pair to put in every task (a link form's latency
-/// carrier), or nullptr. Pairs of the same two hosts in one task add up.
-void pack_tasks(const std::vector<simgrid::s4u::Host*>& hosts, const std::vector<HostPair>& pairs, const HostPair* carrier,
-                size_t max_hosts, std::vector<TaskSpec>& out);
+/// pair are left out. Pairs of the same two hosts in one task add up.
+void pack_tasks(const std::vector<simgrid::s4u::Host*>& hosts, const std::vector<HostPair>& pairs, size_t max_hosts,
+                std::vector<TaskSpec>& out);
 
 }  // namespace tcsim::sim

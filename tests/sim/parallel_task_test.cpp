@@ -37,6 +37,13 @@ std::map<std::pair<void*, void*>, double> flatten(const std::vector<TaskSpec>& t
   return out;
 }
 
+// The tasks for pairs over hosts, at most 32 hosts each.
+std::vector<TaskSpec> pack32(const std::vector<simgrid::s4u::Host*>& hosts, const std::vector<HostPair>& pairs) {
+  std::vector<TaskSpec> tasks;
+  sim::pack_tasks(hosts, pairs, 32, tasks);
+  return tasks;
+}
+
 }  // namespace
 
 TEST(PackTasks, ReplicaPairsAreCutIntoTasksOfAtMost32Hosts) {
@@ -44,8 +51,7 @@ TEST(PackTasks, ReplicaPairsAreCutIntoTasksOfAtMost32Hosts) {
   auto hosts = fake_hosts(256);
   std::vector<HostPair> pairs;
   for (uint32_t i = 0; i < 128; ++i) pairs.push_back({2 * i, 2 * i + 1, 1.0 + i});
-  std::vector<TaskSpec> tasks;
-  sim::pack_tasks(hosts, pairs, 32, tasks);
+  auto tasks = pack32(hosts, pairs);
   ASSERT_EQ(tasks.size(), 8u);
   for (const auto& t : tasks) EXPECT_EQ(t.hosts.size(), 32u);
   auto flat = flatten(tasks);
@@ -60,13 +66,11 @@ TEST(PackTasks, DenseAndSmallSetsStayOneTask) {
   for (uint32_t i = 0; i < 64; ++i)
     for (uint32_t j = 0; j < 64; ++j)
       if (i != j) dense.push_back({i, j, 1.0});
-  std::vector<TaskSpec> tasks;
-  sim::pack_tasks(hosts, dense, 32, tasks);
+  auto tasks = pack32(hosts, dense);
   ASSERT_EQ(tasks.size(), 1u);
   EXPECT_EQ(tasks[0].hosts.size(), 64u);
   // 20 hosts under the limit, and pairs of the same hosts adding up.
-  tasks.clear();
-  sim::pack_tasks(fake_hosts(20), {{0, 1, 2.0}, {2, 3, 1.0}, {0, 1, 3.0}}, 32, tasks);
+  tasks = pack32(fake_hosts(20), {{0, 1, 2.0}, {2, 3, 1.0}, {0, 1, 3.0}});
   ASSERT_EQ(tasks.size(), 1u);
   EXPECT_EQ(tasks[0].hosts.size(), 4u);  // hosts in no pair are left out
   EXPECT_EQ(tasks[0].bytes[0 * 4 + 1], 5.0);
@@ -78,8 +82,7 @@ TEST(PackTasks, APathIsCutWithEveryLinkInOneTask) {
   auto hosts = fake_hosts(101);
   std::vector<HostPair> path;
   for (uint32_t i = 0; i < 100; ++i) path.push_back({i, i + 1, 10.0});
-  std::vector<TaskSpec> tasks;
-  sim::pack_tasks(hosts, path, 32, tasks);
+  auto tasks = pack32(hosts, path);
   ASSERT_EQ(tasks.size(), 4u);
   for (const auto& t : tasks) EXPECT_LE(t.hosts.size(), 32u);
   auto flat = flatten(tasks);

@@ -1,4 +1,5 @@
-// tcsim: the command-line entry point. Only this file turns errors into exit codes.
+// tcsim: the command-line entry point. Only this file turns errors into exit codes
+// (run_command_line, which `tcsim sweep run` also calls per point in a forked copy).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -15,10 +16,9 @@ int& exit_code() {
   static int code = 0;
   return code;
 }
-}  // namespace tcsim::cli
 
-int main(int argc, char** argv) {
-  tcsim::core::back_heap_with_huge_pages();  // page faults are the cost of short runs (core/heap.hpp)
+int run_command_line(int argc, char** argv) {
+  exit_code() = 0;  // a forked sweep point starts from its runner's state (sweep/runner.hpp)
   CLI::App app{"tcsim: discrete-event simulator of GPU training clusters (SimGrid 3.32)\n"
                "How much do hardware restrictions (NVLink, NIC, compute) slow training?"};
   app.require_subcommand(1);
@@ -54,4 +54,11 @@ int main(int argc, char** argv) {
     return 3;
   }
   return tcsim::cli::exit_code();
+}
+
+}  // namespace tcsim::cli
+
+int main(int argc, char** argv) {
+  tcsim::core::back_heap_with_huge_pages();  // page faults are the cost of short runs (core/heap.hpp)
+  return tcsim::cli::run_command_line(argc, argv);
 }

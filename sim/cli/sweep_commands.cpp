@@ -78,7 +78,7 @@ void register_run(CLI::App* sweep_app) {
       ->capture_default_str();
   app->add_flag("--retry-failed", o->retry_failed, "also rerun points recorded in DIR/failed");
   app->add_option("--only", *only, "run only these point ids (comma-separated; see `tcsim sweep list`)");
-  app->add_option("--tcsim", o->tcsim, "executable run for each point (default: this tcsim)");
+  app->add_option("--tcsim", o->tcsim, "executable exec'd for each point command (default: this tcsim, run in a fork of the runner without exec)");
   app->add_flag("--progress", *progress, "show the progress line even when stderr is not a terminal");
   app->add_flag("--no-progress", *no_progress, "never show the progress line");
   app->callback([=] {
@@ -88,6 +88,13 @@ void register_run(CLI::App* sweep_app) {
     o->out_dir = *out;
     o->only = split_ids(*only);
     o->progress = *no_progress ? 0 : *progress ? 1 : -1;
+    o->in_process = [](const std::vector<std::string>& args) {
+      std::vector<std::string> copy = args;
+      std::vector<char*> argv;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      return run_command_line(static_cast<int>(copy.size()), argv.data());
+    };
     sweep::Sweep sw = c->load();
     sweep::RunSummary s = sweep::run_local(sw, *o);
     std::string shard_txt = o->shard.count > 1 ? " shard " + *shard : "";

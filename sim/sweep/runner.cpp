@@ -170,6 +170,9 @@ private:
       if (in >= 0) ::close(in);
       return spawn_failed(job, why);
     }
+    // A forked point inherits whatever stdio holds unwritten (it would print it again).
+    std::fflush(nullptr);
+    const bool in_process = opts_.tcsim.empty() && opts_.in_process && !argv_s.empty() && argv_s[0] == tcsim_;
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -185,6 +188,19 @@ private:
       ::dup2(in, 0);
       ::dup2(out, 1);
       ::dup2(fds[1], 2);
+      if (in_process) {
+        // This process already is the tcsim the command names: run it here, then leave
+        // without the runner's destructors and exit handlers (its io_context is not ours).
+        int rc = 3;
+        try {
+          rc = opts_.in_process(argv_s);
+        } catch (...) {
+          const char* msg = "internal error: a point's command threw\n";
+          [[maybe_unused]] auto r = ::write(2, msg, std::strlen(msg));
+        }
+        std::fflush(nullptr);
+        ::_exit(rc);
+      }
       ::execvp(argv[0], argv.data());
       const char* msg = "error: cannot execute ";
       [[maybe_unused]] auto r1 = ::write(2, msg, std::strlen(msg));

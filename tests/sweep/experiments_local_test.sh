@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the experiments/ sweep locally with the real `tcsim run`, twice (the second run must
-# skip every point), merges it and checks every point. Exit 77 (skipped) while `tcsim run`
-# does not exist yet.
+# skip every point), merges it and checks every point; then once more with `--tcsim`, so
+# that each point is exec'd instead of run in a fork of the runner, and checks that both
+# ways give the same results. Exit 77 (skipped) while `tcsim run` does not exist yet.
 set -euo pipefail
 tcsim="$1"
 src="$2"
@@ -32,4 +33,28 @@ for (g, w, nic), t in by.items():
     if nic == "50GBps":
         assert by[(g, w, "100GBps")] <= t * 1.0001, (g, w)
 print("ok: %d points" % len(rows))
+PY
+# Points forked from the runner (the default) and points exec'd (--tcsim) are the same runs:
+# every result equal but for its wall time and the sweep directory in its paths.
+"$tcsim" sweep run "$spec" --out "$work/exec" --jobs 2 --tcsim "$tcsim"
+python3 - "$out/points" "$work/exec/points" <<'PY'
+import json, os, re, sys
+a_dir, b_dir = sys.argv[1:]
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if "wall" not in k}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    if isinstance(v, str):  # the point's work folder: DIR/work/ID.PID.HOST/
+        return re.sub(r"^.*/work/[^/]*/", "WORK/", v)
+    return v
+def load(path):
+    return strip(json.load(open(path))["result"])
+names = sorted(os.listdir(a_dir))
+assert names == sorted(os.listdir(b_dir)) and names, (names, os.listdir(b_dir))
+for n in names:
+    a, b = load(os.path.join(a_dir, n)), load(os.path.join(b_dir, n))
+    assert a == b, n
+    assert a["step_time_s"] > 0, n
+print("ok: %d points forked = exec'd" % len(names))
 PY

@@ -11,6 +11,8 @@
 
 #include "sim/sweep/slurm.hpp"
 #include "sim/sweep/spec.hpp"
+#include "sim/sweep/runner.hpp"
+#include "tests/sweep/fake_tcsim.hpp"
 #include "tests/sweep/test_util.hpp"
 
 namespace tcsim::sweep::test {
@@ -105,6 +107,61 @@ TEST_F(SweepRun, WritesOneResultPerPointAndSkipsThemOnRerun) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(fake_log().size(), 6u) << "finished points must not run again";
   EXPECT_NE(r.err.find("6 already done"), std::string::npos) << r.err;
+}
+
+// Without --tcsim, `tcsim sweep run` runs each command in a fork of itself (no exec):
+// here the runner is this test program and the fake tcsim its in-process command. Results,
+// exit codes, signals and timeouts come out as for exec'd points (the tests above), and the
+// forked points are real processes (pids of their own, killed on timeout).
+TEST_F(SweepRun, PointsForkedInProcessFinishFailAndTimeOutAsExecdOnes) {
+  auto s = spec(R"(base { gpu: "H800" nodes: "2" workload: "tiny" }
+    axis { key: "sim.fake_exit" values: "0" values: "3" }
+    axis { key: "sim.fake_hang" values: "0" values: "1" }
+    axis { key: "sim.fake_crash" values: "0" values: "1" })");
+  RunOptions o;
+  o.out_dir = out;
+  o.jobs = 8;
+  o.point_timeout_s = 1;
+  o.progress = 0;
+  o.in_process = [](const std::vector<std::string>& argv) { return fake::run(argv); };
+  // Were the commands exec'd after all, this test program would start again with them as
+  // arguments: let it run no test then (the points fail for want of a result).
+  ::setenv("GTEST_FILTER", "NoTestHere", 1);
+  RunSummary sum = run_local(load_sweep(s.string()), o);
+  ::unsetenv("GTEST_FILTER");
+  EXPECT_EQ(sum.succeeded, 1u);
+  EXPECT_EQ(sum.failed, 7u);
+  ASSERT_EQ(count("points"), 1u);
+  json ok = json::parse(slurp(out / "points" / files_in(out / "points")[0]));
+  EXPECT_EQ(ok["commands"][0][1], "topo");  // topo gen, then run: both forked
+  EXPECT_GT(ok["result"]["step_time_s"].get<double>(), 0);
+  std::size_t exit3 = 0, timed_out = 0, crashed = 0;
+  for (const auto& name : files_in(out / "failed")) {
+    json f = json::parse(slurp(out / "failed" / name));
+    const auto& st = f["settings"];
+    if (st["sim.fake_hang"] == "1") {  // the fake hangs before anything else
+      EXPECT_TRUE(f["timed_out"].get<bool>()) << f.dump();
+      EXPECT_EQ(f["signal"], "SIGTERM");
+      ++timed_out;
+    } else if (st["sim.fake_crash"] == "1") {
+      EXPECT_EQ(f["signal"], "SIGSEGV") << f.dump();
+      ++crashed;
+    } else {
+      EXPECT_EQ(f["exit_code"], 3) << f.dump();
+      EXPECT_NE(f["stderr_tail"].get<std::string>().find("error: fake failure"), std::string::npos);
+      ++exit3;
+    }
+  }
+  EXPECT_EQ(timed_out, 4u);
+  EXPECT_EQ(crashed, 2u);
+  EXPECT_EQ(exit3, 1u);
+  // 8 topo gens and 8 runs, each in a process of its own (not this one).
+  auto starts = fake_log();
+  ASSERT_EQ(starts.size(), 16u);
+  std::set<int> pids;
+  for (const auto& e : starts) pids.insert(e["pid"].get<int>());
+  EXPECT_EQ(pids.size(), 16u);
+  EXPECT_EQ(pids.count(::getpid()), 0u);
 }
 
 TEST_F(SweepRun, ArgumentsWithSpacesAndQuotesReachThePointIntact) {

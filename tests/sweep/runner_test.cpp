@@ -3,6 +3,7 @@
 // Ctrl-C, merge and the generated Slurm script.
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -67,6 +68,32 @@ protected:
   std::size_t count(const std::string& sub) {
     std::size_t n = 0;
     for (const auto& f : files_in(out / sub)) n += f[0] != '.';
+    return n;
+  }
+  // Failed points by cause, each checked: the fake hangs before anything else (timed out
+  // after 1 s: SIGTERM), then crashes (SIGSEGV); `other` checks the rest.
+  struct Failures {
+    std::size_t timed_out = 0, crashed = 0, other = 0;
+  };
+  Failures failures(const std::function<void(const json&)>& other) {
+    Failures n;
+    for (const auto& name : files_in(out / "failed")) {
+      json f = json::parse(slurp(out / "failed" / name));
+      const auto& st = f["settings"];
+      if (st["sim.fake_hang"] == "1") {
+        EXPECT_TRUE(f["timed_out"].get<bool>()) << f.dump();
+        EXPECT_EQ(f["signal"], "SIGTERM");
+        EXPECT_NE(f["reason"].get<std::string>().find("timed out after 1s"), std::string::npos);
+        ++n.timed_out;
+      } else if (st["sim.fake_crash"] == "1") {
+        EXPECT_EQ(f["signal"], "SIGSEGV") << f.dump();
+        EXPECT_FALSE(f["timed_out"].get<bool>());
+        ++n.crashed;
+      } else {
+        other(f);
+        ++n.other;
+      }
+    }
     return n;
   }
   fs::path out;
@@ -135,26 +162,13 @@ TEST_F(SweepRun, PointsForkedInProcessFinishFailAndTimeOutAsExecdOnes) {
   json ok = json::parse(slurp(out / "points" / files_in(out / "points")[0]));
   EXPECT_EQ(ok["commands"][0][1], "topo");  // topo gen, then run: both forked
   EXPECT_GT(ok["result"]["step_time_s"].get<double>(), 0);
-  std::size_t exit3 = 0, timed_out = 0, crashed = 0;
-  for (const auto& name : files_in(out / "failed")) {
-    json f = json::parse(slurp(out / "failed" / name));
-    const auto& st = f["settings"];
-    if (st["sim.fake_hang"] == "1") {  // the fake hangs before anything else
-      EXPECT_TRUE(f["timed_out"].get<bool>()) << f.dump();
-      EXPECT_EQ(f["signal"], "SIGTERM");
-      ++timed_out;
-    } else if (st["sim.fake_crash"] == "1") {
-      EXPECT_EQ(f["signal"], "SIGSEGV") << f.dump();
-      ++crashed;
-    } else {
-      EXPECT_EQ(f["exit_code"], 3) << f.dump();
-      EXPECT_NE(f["stderr_tail"].get<std::string>().find("error: fake failure"), std::string::npos);
-      ++exit3;
-    }
-  }
-  EXPECT_EQ(timed_out, 4u);
-  EXPECT_EQ(crashed, 2u);
-  EXPECT_EQ(exit3, 1u);
+  Failures n = failures([](const json& f) {
+    EXPECT_EQ(f["exit_code"], 3) << f.dump();
+    EXPECT_NE(f["stderr_tail"].get<std::string>().find("error: fake failure"), std::string::npos);
+  });
+  EXPECT_EQ(n.timed_out, 4u);
+  EXPECT_EQ(n.crashed, 2u);
+  EXPECT_EQ(n.other, 1u);
   // 8 topo gens and 8 runs, each in a process of its own (not this one).
   auto starts = fake_log();
   ASSERT_EQ(starts.size(), 16u);
@@ -225,27 +239,12 @@ TEST_F(SweepRun, CrashesMissingResultsAndTimeoutsAreFailures) {
   EXPECT_LT(took, 15.0);
   EXPECT_EQ(count("points"), 1u);  // crash=0 nojson=0 hang=0
   ASSERT_EQ(count("failed"), 7u);
-  std::size_t crashed = 0, timed_out = 0, nojson = 0;
-  for (const auto& name : files_in(out / "failed")) {
-    json f = json::parse(slurp(out / "failed" / name));
-    const auto& st = f["settings"];
-    if (st["sim.fake_hang"] == "1") {  // the fake hangs before anything else
-      EXPECT_TRUE(f["timed_out"].get<bool>()) << f.dump();
-      EXPECT_EQ(f["signal"], "SIGTERM");
-      EXPECT_NE(f["reason"].get<std::string>().find("timed out after 1s"), std::string::npos);
-      ++timed_out;
-    } else if (st["sim.fake_crash"] == "1") {
-      EXPECT_EQ(f["signal"], "SIGSEGV") << f.dump();
-      EXPECT_FALSE(f["timed_out"].get<bool>());
-      ++crashed;
-    } else {
-      EXPECT_NE(f["reason"].get<std::string>().find("no result JSON"), std::string::npos) << f.dump();
-      ++nojson;
-    }
-  }
-  EXPECT_EQ(timed_out, 4u);
-  EXPECT_EQ(crashed, 2u);
-  EXPECT_EQ(nojson, 1u);
+  Failures n = failures([](const json& f) {
+    EXPECT_NE(f["reason"].get<std::string>().find("no result JSON"), std::string::npos) << f.dump();
+  });
+  EXPECT_EQ(n.timed_out, 4u);
+  EXPECT_EQ(n.crashed, 2u);
+  EXPECT_EQ(n.other, 1u);  // no result JSON
 
   // Failed points are not rerun unless asked.
   std::size_t before = fake_log().size();

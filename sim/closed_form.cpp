@@ -23,11 +23,11 @@ ClosedForm::ClosedForm(const Platform& platform) : platform_(platform) {
 // the largest route latency, then the most loaded link's bytes over its bandwidth.
 double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
   double latency = 0;
-  ev.transfers += ph.transfers.size() * ph.repeat;
-  for (const auto& t : ph.transfers) {
+  ev.transfers += transfer_count(ph) * ph.repeat;
+  for_each_transfer(ph, [&](int src, int dst, double bytes) {
     route_.clear();
     double lat = 0;
-    platform_.route_ids(t.src, t.dst, route_, &lat);
+    platform_.route_ids(src, dst, route_, &lat);
     latency = std::max(latency, lat);
     for (uint32_t id : route_) {
       if (in_phase_[id] == 0) {
@@ -35,9 +35,9 @@ double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
         phase_links_.push_back(id);
       }
       double& b = load_[id];
-      b = fatpipe_[id] != 0 ? std::max(b, t.bytes) : b + t.bytes;
+      b = fatpipe_[id] != 0 ? std::max(b, bytes) : b + bytes;
     }
-  }
+  });
   double transfer = 0;
   const double reps = static_cast<double>(ph.repeat);
   for (uint32_t id : phase_links_) {

@@ -10,6 +10,14 @@
 #include "core/quantity.hpp"
 
 namespace tcsim::sim {
+
+std::vector<Transfer> expand_transfers(const Phase& ph) {
+  std::vector<Transfer> out;
+  out.reserve(transfer_count(ph));
+  for_each_transfer(ph, [&](int src, int dst, double bytes) { out.push_back({src, dst, bytes}); });
+  return out;
+}
+
 using workloads::CollectiveOp;
 using workloads::CollectiveType;
 
@@ -227,6 +235,14 @@ std::vector<Phase> direct_all_to_all(const Group& g, const CollectiveOp& op, con
   const size_t n = g.size();
   if (n < 2) return out;
   Phase p;
+  if (!(op.matrix && op.matrix->size() == n * n)) {  // even: every pair the same bytes
+    const double b = a2a_bytes(op, n, 0, 1);
+    if (b > 0) {
+      p.all_pairs = std::make_shared<const AllPairs>(AllPairs{g, b});
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
   p.transfers.reserve(n * (n - 1));  // all pairs when even: no regrowth (a million at 1,024 ranks)
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < n; ++j) {

@@ -30,8 +30,19 @@ struct Transfer {
   double bytes = 0;
 };
 
+/// Every ordered pair of distinct members, `bytes` each: the transfers of an even
+/// all-to-all, kept as its members (n ints) instead of n(n-1) transfers (16.7 M, 268 MB at
+/// 4,096 ranks). In row-major order: members[0] to members[1], members[2], ...
+struct AllPairs {
+  std::vector<int> members;
+  double bytes = 0;
+};
+
 struct Phase {
+  /// The transfers, unless all_pairs says them (then this is empty): read them with
+  /// for_each_transfer and transfer_count.
   std::vector<Transfer> transfers;
+  std::shared_ptr<const AllPairs> all_pairs;
   /// Multiplier on the bytes of this phase for algorithms whose data path has its own
   /// measured efficiency (NVLS): bytes x nvlink_eff / nvls_eff. 1 otherwise.
   double byte_scale = 1.0;
@@ -39,6 +50,30 @@ struct Phase {
   /// are one Phase with repeat 2(n-1), not 2(n-1) copies of its transfers).
   size_t repeat = 1;
 };
+
+/// Calls f(src, dst, bytes) for each transfer of the phase, in order.
+template <class F>
+void for_each_transfer(const Phase& ph, F&& f) {
+  if (ph.all_pairs) {
+    const auto& m = ph.all_pairs->members;
+    const double b = ph.all_pairs->bytes;
+    for (size_t i = 0; i < m.size(); ++i)
+      for (size_t j = 0; j < m.size(); ++j)
+        if (i != j) f(m[i], m[j], b);
+    return;
+  }
+  for (const Transfer& t : ph.transfers) f(t.src, t.dst, t.bytes);
+}
+
+/// How many transfers the phase has.
+inline size_t transfer_count(const Phase& ph) {
+  if (!ph.all_pairs) return ph.transfers.size();
+  const size_t n = ph.all_pairs->members.size();
+  return n * (n - 1);
+}
+
+/// The phase's transfers as a list (all_pairs expanded).
+std::vector<Transfer> expand_transfers(const Phase& ph);
 
 /// What an algorithm may know about the machine: node of each rank, whether NVLS exists.
 struct TopologyView {

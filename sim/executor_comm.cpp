@@ -354,9 +354,10 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
   // whose cost grows with their number (S1: 30% of the time in the solver when its
   // 64-rank all-to-alls were split into 64 blocks each).
   bool split = false;
-  if (options_.split_phases && ph.transfers.size() > options_.split_above_hosts) {
+  const std::vector<Transfer>& transfers = transfers_of(ph);
+  if (options_.split_phases && transfers.size() > options_.split_above_hosts) {
     std::unordered_set<int> hosts;
-    for (const auto& t : ph.transfers) {
+    for (const auto& t : transfers) {
       hosts.insert(t.src);
       hosts.insert(t.dst);
       if (hosts.size() > options_.split_above_hosts) break;
@@ -364,7 +365,7 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
     split = hosts.size() > options_.split_above_hosts;
   }
   std::map<std::pair<int, int>, std::vector<const Transfer*>> blocks;
-  for (const auto& t : ph.transfers) {
+  for (const auto& t : transfers) {
     const int sn = split ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
     const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
     blocks[{sn, dn}].push_back(&t);
@@ -415,28 +416,42 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
 }
 
 bool Engine::same_phase(const Phase& a, const Phase& b) {
-  if (a.transfers.size() != b.transfers.size() || a.byte_scale != b.byte_scale) return false;
-  for (size_t i = 0; i < a.transfers.size(); ++i) {
-    const auto &x = a.transfers[i], &y = b.transfers[i];
+  if (transfer_count(a) != transfer_count(b) || a.byte_scale != b.byte_scale) return false;
+  if (a.all_pairs && b.all_pairs) return a.all_pairs->members == b.all_pairs->members && a.all_pairs->bytes == b.all_pairs->bytes;
+  const std::vector<Transfer> ea = a.all_pairs ? expand_transfers(a) : std::vector<Transfer>{},
+                              eb = b.all_pairs ? expand_transfers(b) : std::vector<Transfer>{};
+  const auto& ta = a.all_pairs ? ea : a.transfers;
+  const auto& tb = b.all_pairs ? eb : b.transfers;
+  for (size_t i = 0; i < ta.size(); ++i) {
+    const auto &x = ta[i], &y = tb[i];
     if (x.src != y.src || x.dst != y.dst || x.bytes != y.bytes) return false;
   }
   return true;
 }
 
+// A collective phase's transfers as a list: all_pairs phases are expanded once, when the
+// flow fidelity first runs one as parallel tasks (closed forms never need the list).
+const std::vector<Transfer>& Engine::transfers_of(const Phase& ph) {
+  if (!ph.all_pairs) return ph.transfers;
+  auto [it, fresh] = expanded_.try_emplace(&ph);
+  if (fresh) it->second = expand_transfers(ph);
+  return it->second;
+}
+
 // Largest route latency among the transfers of a phase (routes cached per pair).
 double Engine::phase_latency(const Phase& ph) {
   double worst = 0;
-  for (const auto& t : ph.transfers) {
-    const uint64_t key = (static_cast<uint64_t>(t.src) << 32) | static_cast<uint32_t>(t.dst);
+  for_each_transfer(ph, [&](int src, int dst, double) {
+    const uint64_t key = (static_cast<uint64_t>(src) << 32) | static_cast<uint32_t>(dst);
     auto it = latency_cache_.find(key);
     if (it == latency_cache_.end()) {
       std::vector<uint32_t> ids;
       double lat = 0;
-      platform_.route_ids(t.src, t.dst, ids, &lat);
+      platform_.route_ids(src, dst, ids, &lat);
       it = latency_cache_.emplace(key, lat).first;
     }
     worst = std::max(worst, it->second);
-  }
+  });
   return worst;
 }
 

@@ -191,6 +191,7 @@ private:
   void next_phase(const std::shared_ptr<Chain>& chain);
   static bool same_phase(const Phase& a, const Phase& b);
   double phase_latency(const Phase& ph);
+  const std::vector<Transfer>& transfers_of(const Phase& ph);
   void start_delay(const std::shared_ptr<Chain>& chain);
   void finish_chain(const std::shared_ptr<Chain>& chain);
 
@@ -237,6 +238,7 @@ private:
   std::vector<sg::ExecPtr> retired_;
   int depth_ = 0;
   std::unordered_map<uint64_t, double> latency_cache_;
+  std::unordered_map<const Phase*, std::vector<Transfer>> expanded_;  // transfers_of, keyed as link_forms_
   std::vector<HostPair> pairs_;          // next_phase scratch
   std::vector<sg::Host*> task_hosts_;    // next_phase scratch
   LinkForms link_forms_{platform_.fabric()};  // keyed by phases, which planned_ keeps

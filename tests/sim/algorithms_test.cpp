@@ -6,7 +6,11 @@
 #include "core/error.hpp"
 #include "sim/bench.hpp"
 #include "sim/calibration.hpp"
+#include "sim/closed_form.hpp"
 #include "sim/collectives.hpp"
+#include "sim/platform.hpp"
+#include "topology/cluster.hpp"
+#include "topology/gpu.hpp"
 
 using namespace tcsim;
 
@@ -138,4 +142,52 @@ TEST(DeepEpValidation, H800Ep8IntranodeIsWithinTwentyFivePercent) {
   auto c = one("combine", "H800", 8, kCombineBytes, "hierarchical");
   EXPECT_NEAR(d.bottleneck_bw, 153e9, 0.25 * 153e9);
   EXPECT_NEAR(c.bottleneck_bw, 158e9, 0.25 * 158e9);
+}
+
+// An even all-to-all is planned as its members (AllPairs), not its n(n-1) transfers; the
+// closed form reads it pair by pair in the order the list had, so it gives the same time
+// and the same bytes per link to the last bit, and an uneven one keeps its list.
+TEST(AllPairsPhase, ClosedFormOfTheMembersEqualsThatOfTheTransferList) {
+  core::Overrides o;
+  auto cluster = topology::build_cluster(topology::find_gpu("H100"), 4, 8, "rail-fat-tree", o);
+  const auto platform = sim::Platform::build(std::move(cluster), o);
+  sim::TopologyView topo;
+  for (const auto& g : platform.gpus()) topo.node_of_rank.push_back(g.node);
+  const sim::Algorithm* direct = nullptr;
+  for (const auto& a : sim::algorithms())
+    if (a.type == workloads::CollectiveType::AllToAll && a.name == "direct") direct = &a;
+  ASSERT_NE(direct, nullptr);
+  std::vector<int> group;
+  for (int r = 0; r < 32; ++r) group.push_back(r);
+  workloads::CollectiveOp op;
+  op.type = workloads::CollectiveType::AllToAll;
+  op.bytes = 32.0 * 1048576;
+  const auto phases = direct->phases(group, op, topo);
+  ASSERT_EQ(phases.size(), 1u);
+  const sim::Phase& even = phases[0];
+  ASSERT_NE(even.all_pairs, nullptr);
+  EXPECT_TRUE(even.transfers.empty());
+  EXPECT_EQ(sim::transfer_count(even), 32u * 31u);
+  sim::Phase listed;
+  listed.transfers = sim::expand_transfers(even);
+  ASSERT_EQ(listed.transfers.size(), 32u * 31u);
+  EXPECT_EQ(listed.transfers[0].dst, 1);   // row-major: 0 -> 1, 0 -> 2, ...
+  EXPECT_EQ(listed.transfers[31].src, 1);  // then 1 -> 0
+  EXPECT_EQ(listed.transfers[31].dst, 0);
+  EXPECT_EQ(listed.transfers[0].bytes, op.bytes / 32);
+
+  sim::ClosedForm cf(platform);
+  const auto a = cf.send(even), b = cf.send(listed);
+  EXPECT_GT(a.duration, 0);
+  EXPECT_EQ(a.duration, b.duration);
+  EXPECT_EQ(a.transfers, b.transfers);
+  EXPECT_EQ(a.link_bytes, b.link_bytes);
+
+  // Uneven (a matrix): the list, as before.
+  std::vector<double> matrix(32 * 32, 1e6);
+  op.matrix = &matrix;
+  const auto uneven = direct->phases(group, op, topo);
+  ASSERT_EQ(uneven.size(), 1u);
+  EXPECT_EQ(uneven[0].all_pairs, nullptr);
+  EXPECT_EQ(uneven[0].transfers.size(), 32u * 31u);
 }

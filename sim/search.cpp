@@ -1,9 +1,16 @@
 #include "sim/search.hpp"
 
 #include <malloc.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <new>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +20,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "core/cpus.hpp"
 #include "core/error.hpp"
 #include "core/proto_util.hpp"
 #include "sim/child_process.hpp"
@@ -73,6 +81,109 @@ SearchRow row_from_json(const ordered_json& j) {
   return r;
 }
 
+// Progress shared by the workers of a search (in memory they all map).
+struct SharedProgress {
+  std::atomic<size_t> next{0}, done{0};
+  std::atomic<double> best{0};
+};
+
+// evaluate(i) for i in [0, n), in `jobs` forked workers sharing the plans (each takes the
+// next plan not yet taken) and what this process has built (the platform); the outcomes
+// come back in plan order, so the ranking does not depend on the number of workers. An
+// outcome's row is the JSON the ranking leaves this process as anyway.
+std::vector<ordered_json> evaluate_all(size_t n, int jobs, bool progress,
+                                       const std::function<ordered_json(size_t)>& evaluate) {
+  std::vector<ordered_json> out(n);
+  const size_t workers = std::min(n, static_cast<size_t>(std::max(1, jobs)));
+  void* mem = workers > 1 ? ::mmap(nullptr, sizeof(SharedProgress), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+                          : MAP_FAILED;
+  SharedProgress local;
+  SharedProgress* shared = mem != MAP_FAILED ? new (mem) SharedProgress : &local;
+  auto last_shown = std::chrono::steady_clock::now();
+  // Takes plans until none is left; returns (index, outcome) pairs.
+  auto work = [&](bool show) {
+    ordered_json mine = ordered_json::array();
+    for (size_t i; (i = shared->next.fetch_add(1)) < n;) {
+      if (show && std::chrono::steady_clock::now() - last_shown > std::chrono::milliseconds(500)) {
+        last_shown = std::chrono::steady_clock::now();
+        std::fprintf(stderr, "\r[tcsim] plan search: %zu/%zu plans simulated, best %.4g tokens/s\033[K", shared->done.load(), n,
+                     shared->best.load());
+      }
+      ordered_json o = evaluate(i);
+      if (o.contains("row")) {
+        const double tps = o["row"].at("tokens_per_second").get<double>();
+        for (double b = shared->best.load(); tps > b && !shared->best.compare_exchange_weak(b, tps);) {
+        }
+      }
+      ++shared->done;
+      mine.push_back({{"i", i}, {"outcome", std::move(o)}});
+    }
+    return mine;
+  };
+  auto collect = [&](const ordered_json& mine) {
+    for (const auto& e : mine) out.at(e.at("i").get<size_t>()) = e.at("outcome");
+  };
+  if (shared == &local) {
+    collect(work(progress));
+  } else {
+    std::fflush(nullptr);
+    std::vector<std::pair<pid_t, int>> kids;  // (pid, read end)
+    for (size_t w = 0; w < workers; ++w) {
+      int fds[2];
+      if (::pipe(fds) != 0) throw std::runtime_error(std::string("plan search: pipe: ") + std::strerror(errno));
+      const pid_t pid = ::fork();
+      if (pid < 0) throw std::runtime_error(std::string("plan search: fork: ") + std::strerror(errno));
+      if (pid == 0) {
+        ::close(fds[0]);
+        for (const auto& k : kids) ::close(k.second);
+        int code = 0;
+        try {
+          const std::string text = work(progress && w == 0).dump();
+          for (size_t off = 0; off < text.size();) {
+            const ssize_t k = ::write(fds[1], text.data() + off, text.size() - off);
+            if (k <= 0) {
+              code = 1;
+              break;
+            }
+            off += static_cast<size_t>(k);
+          }
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "internal error: plan search worker: %s\n", e.what());
+          code = 1;
+        }
+        ::_exit(code);
+      }
+      ::close(fds[1]);
+      kids.emplace_back(pid, fds[0]);
+    }
+    bool ok = true;
+    for (const auto& [pid, fd] : kids) {  // a worker blocked writing waits for its turn here
+      std::string text;
+      char buf[65536];
+      for (ssize_t k; (k = ::read(fd, buf, sizeof buf)) != 0;) {
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) break;
+        text.append(buf, static_cast<size_t>(k));
+      }
+      ::close(fd);
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || text.empty()) {
+        ok = false;
+        continue;
+      }
+      collect(ordered_json::parse(text));
+    }
+    ::munmap(mem, sizeof(SharedProgress));
+    if (!ok) throw std::runtime_error("plan search: a worker process failed");
+  }
+  if (progress) std::fprintf(stderr, "\r\033[K");
+  for (size_t i = 0; i < n; ++i)
+    if (out[i].is_null()) throw std::runtime_error("plan search: plan " + std::to_string(i) + " was not evaluated");
+  return out;
+}
+
 // Every fitting plan simulated on one platform in this process, best first.
 SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& workload) {
   Session session(req.run);
@@ -122,15 +233,9 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
   CostModel cost(platform.spec(), platform.calibration());
   SteadyStateOptions steady;
   steady.enabled = !req.exact;
-  std::vector<SearchRow> rows;
-  auto last_shown = std::chrono::steady_clock::now();
-  double best = 0;
-  for (size_t i = 0; i < candidates.size(); ++i) {
+  // One plan: its row, or why it could not be generated.
+  auto evaluate = [&](size_t i) -> ordered_json {
     const auto& c = candidates[i];
-    if (req.progress && std::chrono::steady_clock::now() - last_shown > std::chrono::milliseconds(500)) {
-      last_shown = std::chrono::steady_clock::now();
-      std::fprintf(stderr, "\r[tcsim] plan search: %zu/%zu plans simulated, best %.4g tokens/s\033[K", i, candidates.size(), best);
-    }
     wl::config::Workload w = session.workload;
     *w.mutable_plan() = c.plan;
     StepEstimate est;
@@ -144,25 +249,30 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
         return session.execute_program(program, session.exec).step_time;
       }, steady);
     } catch (const core::InputError& e) {
-      res.skipped.push_back(std::string(e.what()));
-      continue;
+      return {{"skipped", std::string(e.what())}};
     }
     SearchRow r;
     r.plan = c.plan;
     r.memory_bytes = c.memory.total.value();
     r.step_time_s = est.step_time_s;
-    if (est.extrapolated()) {
-      r.simulated_micro_batches.assign(est.simulated.begin(), est.simulated.end());
-      ++res.extrapolated;
-    }
+    if (est.extrapolated()) r.simulated_micro_batches.assign(est.simulated.begin(), est.simulated.end());
     if (est.step_time_s > 0) {  // as throughput() does for a step that took no time
       r.mfu = totals.model_flops / (est.step_time_s * platform.size() * peak);
       r.tokens_per_second = totals.tokens / est.step_time_s;
     }
-    best = std::max(best, r.tokens_per_second);
-    rows.push_back(std::move(r));
+    return {{"row", row_json(r)}};
+  };
+  const int jobs = req.jobs > 0 ? req.jobs : core::available_cpus();
+  const std::vector<ordered_json> outcomes = evaluate_all(candidates.size(), jobs, req.progress, evaluate);
+  std::vector<SearchRow> rows;
+  for (const auto& o : outcomes) {
+    if (o.contains("skipped")) {
+      res.skipped.push_back(o.at("skipped").get<std::string>());
+      continue;
+    }
+    rows.push_back(row_from_json(o.at("row")));
+    if (!rows.back().simulated_micro_batches.empty()) ++res.extrapolated;
   }
-  if (req.progress) std::fprintf(stderr, "\r\033[K");
   res.evaluated = static_cast<int64_t>(rows.size());
   // Highest throughput first (the batch in tokens can differ between plans when the workload
   // fixes micro-batches per pipeline); enumeration order breaks ties, deterministically.
@@ -180,6 +290,7 @@ SearchResult search_plans(const SearchRequest& request) {
     throw core::InputError("--verify", "must be between 0 and --top (" + std::to_string(request.top) + "), got " +
                                            std::to_string(request.verify));
   }
+  if (request.jobs < 0) throw core::InputError("--jobs", "must be at least 1 (or 0: the CPUs this process may use), got " + std::to_string(request.jobs));
   if (request.max_tp < 1 || request.max_cp < 1) throw core::InputError("--max-tp/--max-cp", "must be at least 1");
   for (int64_t z : request.zero_stages) {
     if (z < 0 || z > 3) throw core::InputError("--zero", std::to_string(z) + " is not a ZeRO stage; valid: 0, 1, 2, 3");

@@ -35,6 +35,9 @@ struct SearchRequest {
   /// Simulate every plan's full step. By default a plan with many micro-batches per
   /// pipeline is timed from three shorter steps (sim/steady_state.hpp).
   bool exact = false;
+  /// Plans simulated at once, each batch of plans in a forked worker sharing the platform
+  /// (0 = the CPUs this process may use). The ranking is the same for any number.
+  int jobs = 0;
 };
 
 struct SearchRow {

@@ -306,6 +306,8 @@ void register_model_commands(CLI::App& app) {
   se->add_flag("--exact", so->req.exact,
                "simulate every plan's full step (default: a plan with many micro-batches per pipeline is timed from three "
                "shorter steps, extrapolated along the steady state when their slopes agree to 0.1%)");
+  se->add_option("--jobs,-j", so->req.jobs,
+                 "plans simulated at once, in forked workers (default: the CPUs this process may use; the ranking is the same)");
   se->add_flag("--json", so->json, "print JSON instead of a table");
   se->callback([so] {
     so->req.progress = isatty(STDERR_FILENO) != 0;

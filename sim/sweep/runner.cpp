@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/cpus.hpp"
 #include "core/error.hpp"
 
 namespace tcsim::sweep {
@@ -34,14 +35,6 @@ namespace fs = std::filesystem;
 namespace asio = boost::asio;
 using core::InputError;
 using Clock = std::chrono::steady_clock;
-
-int available_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
 
 std::string self_executable() {
   std::error_code ec;
@@ -127,7 +120,7 @@ public:
       : sweep_(sweep), opts_(opts), layout_(std::move(layout)), sigchld_(io_, SIGCHLD),
         stop_signals_(io_, SIGINT, SIGTERM, SIGHUP), ticker_(io_) {
     tcsim_ = opts.tcsim.empty() ? self_executable() : opts.tcsim;
-    jobs_ = opts.jobs > 0 ? opts.jobs : available_cpus();
+    jobs_ = opts.jobs > 0 ? opts.jobs : core::available_cpus();
     progress_ = opts.progress >= 0 ? opts.progress == 1 : ::isatty(STDERR_FILENO) == 1;
     host_ = hostname();
   }

@@ -49,8 +49,6 @@ struct RunSummary {
 std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const Point& point, const std::string& tcsim,
                                                      const std::filesystem::path& work_dir);
 
-/// The CPUs this process may run on (sched_getaffinity), at least 1.
-int available_cpus();
 /// The absolute path of the running executable (/proc/self/exe).
 std::string self_executable();
 

@@ -146,7 +146,28 @@ TEST(PlanSearch, LongStepsAreExtrapolatedAlongTheSteadyState) {
   EXPECT_NE(table.out.find("~"), std::string::npos) << table.out;
 }
 
+// Plans are shared among forked workers (--jobs); the outcomes come back in plan order, so
+// the ranking, skipped plans and extrapolations are the same to the byte for any number
+// of workers (two schedules whose plans cost very different times; DualPipe on one stage is
+// skipped).
+TEST(PlanSearch, AnyNumberOfWorkersGivesTheSameRanking) {
+  const std::string cmd = "plan search --top 1000 --json --workload moe-demo --gpu H800 --nodes 2 --schedule dualpipe 1f1b "
+                          "--set plan.global_batch=512 --set plan.num_micro_batches=0";
+  auto one = run(cmd + " --jobs 1");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto j = nlohmann::json::parse(one.out);
+  EXPECT_GT(j["evaluated"].get<int>(), 50);
+  EXPECT_GT(j["skipped"].size(), 0u);  // dualpipe without a pipeline (pp = 1)
+  EXPECT_GT(j["extrapolated"].get<int>(), 0);
+  for (const char* jobs : {" --jobs 2", " --jobs 5", ""}) {
+    auto many = run(cmd + jobs);
+    ASSERT_EQ(many.code, 0) << many.err;
+    EXPECT_EQ(many.out, one.out) << jobs;
+  }
+}
+
 TEST(PlanSearch, BadInputIsRefused) {
+  expect_input_error(run(std::string(kSearch) + "--jobs -1"), "--jobs");
   expect_input_error(run(std::string(kSearch) + "--schedule pipedream"), "valid: gpipe, 1f1b");
   expect_input_error(run(std::string(kSearch) + "--micro-batch 0"), "--micro-batch");
   expect_input_error(run(std::string(kSearch) + "--set sim.fidelity=flow"), "--verify K");

@@ -41,10 +41,9 @@ struct RunSummary {
   bool interrupted = false;        ///< SIGINT/SIGTERM/SIGHUP stopped the run
 };
 
-/// The commands of one point: `tcsim topo gen --gpu --nodes [--gpus-per-node] [--fabric]
-/// [--set gpu.*|fabric.*]... -o WORK/platform.xml` when the point gives run.gpu, then
-/// `tcsim run --platform ... --workload ... [--set k=v]... --out WORK/result.json` with every
-/// gpu./model./plan./sim. setting.
+/// The commands of one point: `tcsim run (--gpu --nodes [--gpus-per-node] [--fabric] |
+/// --platform P) --workload W [--set k=v]... --out WORK/result.json` with every gpu./fabric./
+/// model./plan./sim. setting (one command; a list for the runner's sake).
 /// Relative platform and workload paths are resolved against the spec file's folder.
 std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const Point& point, const std::string& tcsim,
                                                      const std::filesystem::path& work_dir);

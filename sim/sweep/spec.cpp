@@ -25,7 +25,7 @@ const std::vector<std::string>& run_keys() {
 void check_key(const std::string& key, const std::string& where) {
   static const std::vector<std::string> prefixes = {"gpu.", "model.", "plan.", "sim.", "fabric.", "run."};
   const std::string allowed =
-      "keys start with gpu., model., plan. or sim. (checked by `tcsim run`) or fabric. (checked by `tcsim topo gen`), "
+      "keys start with gpu., model., plan., sim. or fabric. (checked by `tcsim run`), "
       "or are one of run.platform, run.gpu, run.nodes, run.gpus_per_node, run.fabric, run.workload";
   bool ok_chars = !key.empty() && key.back() != '.' && key.find("..") == std::string::npos &&
                   std::all_of(key.begin(), key.end(), [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '.'; });
@@ -87,13 +87,13 @@ void validate_point(const Settings& s, const std::string& where) {
     throw InputError(ctx, "no workload: set base.workload (or an axis on run.workload)");
   if (has("run.platform") == has("run.gpu"))
     throw InputError(ctx, has("run.platform")
-                              ? "gives both a platform (run.platform) and topo gen arguments (run.gpu); choose one"
+                              ? "gives both a platform (run.platform) and a cluster to build (run.gpu); choose one"
                               : "gives neither a platform (base.platform / run.platform) nor a GPU to generate one "
                                 "(base.gpu / run.gpu with run.nodes)");
   if (has("run.gpu") && !has("run.nodes")) throw InputError(ctx, "run.gpu needs run.nodes (base.nodes)");
   bool fabric_keys = s.lower_bound("fabric.") != s.end() && s.lower_bound("fabric.")->first.rfind("fabric.", 0) == 0;
   if (!has("run.gpu") && (has("run.nodes") || has("run.gpus_per_node") || has("run.fabric") || fabric_keys))
-    throw InputError(ctx, "run.nodes, run.gpus_per_node, run.fabric and fabric.* only apply with run.gpu (topo gen); "
+    throw InputError(ctx, "run.nodes, run.gpus_per_node, run.fabric and fabric.* only apply with run.gpu (a cluster built in memory); "
                           "with a platform, drop them");
   for (const char* k : {"run.nodes", "run.gpus_per_node"}) {
     if (!has(k)) continue;

@@ -1,4 +1,4 @@
-// Stands in for `tcsim run` and `tcsim topo gen` in the sweep tests: as its own program
+// Stands in for `tcsim run` in the sweep tests: as its own program
 // (fake_tcsim.cpp, `tcsim sweep run --tcsim`) and as the in-process command of a runner
 // (RunOptions::in_process) in runner_test.cpp.
 // A compiled program rather than a script: it starts in about a millisecond even on a
@@ -79,8 +79,9 @@ inline int run(const std::vector<std::string>& a) {
   if (a.size() > 1 && a[1] == "run") {
     Args r = parse(a, 2);
     log_start({{"pid", ::getpid()}, {"cmd", "run"}, {"settings", r.sets}, {"platform", r.opts["--platform"]},
+               {"gpu", r.opts["--gpu"]}, {"nodes", r.opts["--nodes"]}, {"fabric", r.opts["--fabric"]},
                {"workload", r.opts["--workload"]}, {"out", r.opts["--out"]}});
-    if (::access(r.opts["--platform"].c_str(), R_OK) != 0) {
+    if (r.opts["--gpu"].empty() && ::access(r.opts["--platform"].c_str(), R_OK) != 0) {
       std::fprintf(stderr, "error: %s: cannot open file\n", r.opts["--platform"].c_str());
       return 2;
     }
@@ -102,13 +103,6 @@ inline int run(const std::vector<std::string>& a) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     out << text.substr(text.size() / 2);
     return out ? 0 : 1;
-  }
-  if (a.size() > 2 && a[1] == "topo" && a[2] == "gen") {
-    Args r = parse(a, 3);
-    log_start({{"pid", ::getpid()}, {"cmd", "topo gen"}, {"settings", r.sets}, {"gpu", r.opts["--gpu"]},
-               {"nodes", r.opts["--nodes"]}, {"fabric", r.opts["--fabric"]}, {"out", r.opts["-o"]}});
-    std::ofstream(r.opts["-o"]) << "<?xml version='1.0'?>\n<platform version='4.1'/>\n";
-    return 0;
   }
   std::fprintf(stderr, "error: fake tcsim: unsupported command\n");
   return 2;

@@ -160,7 +160,7 @@ TEST_F(SweepRun, PointsForkedInProcessFinishFailAndTimeOutAsExecdOnes) {
   EXPECT_EQ(sum.failed, 7u);
   ASSERT_EQ(count("points"), 1u);
   json ok = json::parse(slurp(out / "points" / files_in(out / "points")[0]));
-  EXPECT_EQ(ok["commands"][0][1], "topo");  // topo gen, then run: both forked
+  EXPECT_EQ(ok["commands"][0][1], "run");
   EXPECT_GT(ok["result"]["step_time_s"].get<double>(), 0);
   Failures n = failures([](const json& f) {
     EXPECT_EQ(f["exit_code"], 3) << f.dump();
@@ -169,12 +169,12 @@ TEST_F(SweepRun, PointsForkedInProcessFinishFailAndTimeOutAsExecdOnes) {
   EXPECT_EQ(n.timed_out, 4u);
   EXPECT_EQ(n.crashed, 2u);
   EXPECT_EQ(n.other, 1u);
-  // 8 topo gens and 8 runs, each in a process of its own (not this one).
+  // 8 runs, each in a process of its own (not this one).
   auto starts = fake_log();
-  ASSERT_EQ(starts.size(), 16u);
+  ASSERT_EQ(starts.size(), 8u);
   std::set<int> pids;
   for (const auto& e : starts) pids.insert(e["pid"].get<int>());
-  EXPECT_EQ(pids.size(), 16u);
+  EXPECT_EQ(pids.size(), 8u);
   EXPECT_EQ(pids.count(::getpid()), 0u);
 }
 
@@ -187,26 +187,30 @@ TEST_F(SweepRun, ArgumentsWithSpacesAndQuotesReachThePointIntact) {
   EXPECT_EQ(got, (std::set<std::string>{"a b", "it's \"x\"; rm -rf $HOME"}));
 }
 
-TEST_F(SweepRun, GeneratesThePlatformWithTopoGenFirst) {
+// run.gpu: one `tcsim run --gpu --nodes --fabric` per point, which builds the cluster in
+// memory, with every gpu./fabric. setting as --set (no topo gen, no platform XML).
+TEST_F(SweepRun, BuildsTheClusterInMemoryFromRunGpu) {
   auto s = spec(R"(base { gpu: "H800" nodes: "2" fabric: "rail" workload: "tiny" set: "gpu.nvlink_bw=400GBps" }
-                   axis { key: "run.nodes" values: "2" values: "4" })");
+                   axis { key: "run.nodes" values: "2" values: "4" }
+                   axis { key: "fabric.radix" values: "32" })");
   Result r = sweep({"run", s.string(), "--out", out.string(), "--jobs", "2"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto log = fake_log();
-  ASSERT_EQ(log.size(), 4u);
-  std::map<std::string, json> gen_by_out;
-  for (const auto& e : log)
-    if (e["cmd"] == "topo gen") gen_by_out[e["out"]] = e;
-  ASSERT_EQ(gen_by_out.size(), 2u);
+  ASSERT_EQ(log.size(), 2u);
+  std::set<std::string> nodes;
   for (const auto& e : log) {
-    if (e["cmd"] != "run") continue;
-    ASSERT_TRUE(gen_by_out.count(e["platform"])) << e.dump();
-    const json& g = gen_by_out[e["platform"]];
-    EXPECT_EQ(g["gpu"], "H800");
-    EXPECT_EQ(g["fabric"], "rail");
-    EXPECT_EQ(g["settings"], json({{"gpu.nvlink_bw", "400GBps"}}));
-    EXPECT_EQ(e["settings"]["gpu.nvlink_bw"], "400GBps");
-    EXPECT_FALSE(e["settings"].contains("run.nodes"));
+    EXPECT_EQ(e["cmd"], "run");
+    EXPECT_EQ(e["gpu"], "H800");
+    EXPECT_EQ(e["fabric"], "rail");
+    EXPECT_EQ(e["platform"], "");
+    EXPECT_EQ(e["settings"], json({{"gpu.nvlink_bw", "400GBps"}, {"fabric.radix", "32"}}));
+    nodes.insert(e["nodes"].get<std::string>());
+  }
+  EXPECT_EQ(nodes, (std::set<std::string>{"2", "4"}));
+  for (const auto& id : ids_of(s)) {
+    json j = json::parse(slurp(out / "points" / (id + ".json")));
+    ASSERT_EQ(j["commands"].size(), 1u);
+    EXPECT_EQ(j["commands"][0][1], "run");
   }
 }
 

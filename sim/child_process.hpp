@@ -6,9 +6,15 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace tcsim::sim {
 
 std::string run_in_child(const std::function<std::string()>& fn);
+
+/// run_in_child for each of fns, up to `jobs` children at once; the texts in the order of
+/// fns. When some fail, every started child is still waited for, then the first error (in
+/// the order of fns) is rethrown.
+std::vector<std::string> run_in_children(const std::vector<std::function<std::string()>>& fns, int jobs);
 
 }  // namespace tcsim::sim

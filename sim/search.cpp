@@ -359,31 +359,36 @@ SearchResult search_plans(const SearchRequest& request) {
   if (!google::protobuf::util::JsonStringToMessage(j.at("workload").get<std::string>(), &base).ok()) {
     throw std::runtime_error("plan search: the workload did not read back");
   }
+  // Written first, simulated --jobs at a time, removed whatever happens.
+  std::vector<std::filesystem::path> paths;
+  std::vector<RunRequest> runs;
   for (int i = 0; i < request.verify && i < static_cast<int>(res.rows.size()); ++i) {
-    SearchRow& row = res.rows[static_cast<size_t>(i)];
     wl::config::Workload w = base;
-    *w.mutable_plan() = row.plan;
-    const auto path = std::filesystem::temp_directory_path() /
-                      ("tcsim-search-" + std::to_string(getpid()) + "-" + std::to_string(i) + ".json");
-    {
-      std::ofstream out(path);
-      out << core::to_json(w);
-    }
+    *w.mutable_plan() = res.rows[static_cast<size_t>(i)].plan;
+    paths.push_back(std::filesystem::temp_directory_path() /
+                    ("tcsim-search-" + std::to_string(getpid()) + "-" + std::to_string(i) + ".json"));
+    std::ofstream(paths.back()) << core::to_json(w);
     RunRequest run = req.run;
-    run.workload = path.string();
+    run.workload = paths.back().string();
     run.sets.clear();
     for (const auto& s : req.run.sets)
       if (!workload_key(s) && s.rfind("sim.fidelity=", 0) != 0) run.sets.push_back(s);
     run.sets.push_back("sim.fidelity=flow");
-    run.progress = request.progress;
-    if (request.progress) std::fprintf(stderr, "[tcsim] plan search: verifying plan %d of %d with the flow fidelity\n", i + 1, request.verify);
+    run.progress = false;
+    runs.push_back(std::move(run));
+  }
+  if (!runs.empty()) {
+    const int jobs = request.jobs > 0 ? request.jobs : core::available_cpus();
+    if (request.progress) std::fprintf(stderr, "[tcsim] plan search: verifying the best %zu plans with the flow fidelity, %d at a time\n", runs.size(), std::min<int>(jobs, static_cast<int>(runs.size())));
+    std::vector<RunResult> flows;
     try {
-      row.flow_step_time_s = simulate_in_child(run).step_time_s;
+      flows = simulate_in_children(runs, jobs);
     } catch (...) {
-      std::filesystem::remove(path);
+      for (const auto& p : paths) std::filesystem::remove(p);
       throw;
     }
-    std::filesystem::remove(path);
+    for (const auto& p : paths) std::filesystem::remove(p);
+    for (size_t i = 0; i < flows.size(); ++i) res.rows[i].flow_step_time_s = flows[i].step_time_s;
   }
   return res;
 }

@@ -236,11 +236,19 @@ RunResult simulate(const RunRequest& req) {
   return r;
 }
 
-RunResult simulate_in_child(const RunRequest& req) {
-  return from_json(nlohmann::ordered_json::parse(run_in_child([&] {
-    leave_engines_to_exit();  // the child exits once it has written the result
-    return to_json(simulate(req)).dump();
-  })));
+RunResult simulate_in_child(const RunRequest& req) { return simulate_in_children({req}, 1).front(); }
+
+std::vector<RunResult> simulate_in_children(const std::vector<RunRequest>& reqs, int jobs) {
+  std::vector<std::function<std::string()>> fns;
+  for (const auto& req : reqs) {
+    fns.emplace_back([&req] {
+      leave_engines_to_exit();  // the child exits once it has written the result
+      return to_json(simulate(req)).dump();
+    });
+  }
+  std::vector<RunResult> out;
+  for (const auto& text : run_in_children(fns, jobs)) out.push_back(from_json(nlohmann::ordered_json::parse(text)));
+  return out;
 }
 
 }  // namespace tcsim::sim

@@ -40,6 +40,9 @@ RunResult simulate(const RunRequest& request);
 /// Runs simulate() in a forked child and returns its result; an InputError in the child
 /// is rethrown here with the same message.
 RunResult simulate_in_child(const RunRequest& request);
+/// simulate_in_child for each request, up to `jobs` at once (sim/child_process.hpp), the
+/// results in the order of the requests.
+std::vector<RunResult> simulate_in_children(const std::vector<RunRequest>& requests, int jobs);
 
 /// From now on, sessions (simulate(), plan search) leave their SimGrid engine to the
 /// process's end instead of destroying it: for processes that leave with _exit or _Exit

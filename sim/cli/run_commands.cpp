@@ -1,4 +1,5 @@
 // `tcsim run` (one simulated step) and `tcsim compare` (two, side by side).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpus.hpp"
 #include "core/error.hpp"
 #include "sim/cli/commands.hpp"
 #include "core/quantity.hpp"
@@ -126,9 +128,13 @@ void register_run_commands(CLI::App& app) {
       b.sets.insert(b.sets.end(), o->sets_b.begin(), o->sets_b.end());
       a.tokens = o->tokens;
       b.tokens = o->tokens;
-      a.progress = b.progress = isatty(STDERR_FILENO) != 0;
-      sim::RunResult ra = sim::simulate_in_child(a);
-      sim::RunResult rb = sim::simulate_in_child(b);
+      // Both at once where two CPUs are free; then only the first shows its progress line.
+      const int jobs = std::min(2, core::available_cpus());
+      a.progress = isatty(STDERR_FILENO) != 0;
+      b.progress = a.progress && jobs == 1;
+      const auto results = sim::simulate_in_children({a, b}, jobs);
+      const sim::RunResult& ra = results[0];
+      const sim::RunResult& rb = results[1];
       std::printf("%s\n%s\n", sim::format_table(ra).c_str(), sim::format_table(rb).c_str());
       std::printf("%s", sim::format_comparison(ra, rb).c_str());
       if (!o->out.empty()) {

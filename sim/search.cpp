@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,57 +125,17 @@ std::vector<ordered_json> evaluate_all(size_t n, int jobs, bool progress,
   if (shared == &local) {
     collect(work(progress));
   } else {
-    std::fflush(nullptr);
-    std::vector<std::pair<pid_t, int>> kids;  // (pid, read end)
-    for (size_t w = 0; w < workers; ++w) {
-      int fds[2];
-      if (::pipe(fds) != 0) throw std::runtime_error(std::string("plan search: pipe: ") + std::strerror(errno));
-      const pid_t pid = ::fork();
-      if (pid < 0) throw std::runtime_error(std::string("plan search: fork: ") + std::strerror(errno));
-      if (pid == 0) {
-        ::close(fds[0]);
-        for (const auto& k : kids) ::close(k.second);
-        int code = 0;
-        try {
-          const std::string text = work(progress && w == 0).dump();
-          for (size_t off = 0; off < text.size();) {
-            const ssize_t k = ::write(fds[1], text.data() + off, text.size() - off);
-            if (k <= 0) {
-              code = 1;
-              break;
-            }
-            off += static_cast<size_t>(k);
-          }
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "internal error: plan search worker: %s\n", e.what());
-          code = 1;
-        }
-        ::_exit(code);
-      }
-      ::close(fds[1]);
-      kids.emplace_back(pid, fds[0]);
-    }
-    bool ok = true;
-    for (const auto& [pid, fd] : kids) {  // a worker blocked writing waits for its turn here
-      std::string text;
-      char buf[65536];
-      for (ssize_t k; (k = ::read(fd, buf, sizeof buf)) != 0;) {
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) break;
-        text.append(buf, static_cast<size_t>(k));
-      }
-      ::close(fd);
-      int status = 0;
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || text.empty()) {
-        ok = false;
-        continue;
-      }
-      collect(ordered_json::parse(text));
+    std::vector<std::function<std::string()>> fns;
+    for (size_t w = 0; w < workers; ++w) fns.emplace_back([&work, progress, w] { return work(progress && w == 0).dump(); });
+    std::vector<std::string> texts;
+    try {
+      texts = run_in_children(fns, static_cast<int>(workers));
+    } catch (...) {
+      ::munmap(mem, sizeof(SharedProgress));
+      throw;
     }
     ::munmap(mem, sizeof(SharedProgress));
-    if (!ok) throw std::runtime_error("plan search: a worker process failed");
+    for (const auto& t : texts) collect(ordered_json::parse(t));
   }
   if (progress) std::fprintf(stderr, "\r\033[K");
   for (size_t i = 0; i < n; ++i)

@@ -178,8 +178,8 @@ TEST(Analytical, MatchesFlowOnMoeDemoWithinFivePercent) {
   // in flow fidelity (and do not in analytical): the bar is 5%.
   for (const char* gpu : {"H100", "H800"}) {
     auto xml = simtest::make_platform(gpu, 4);
-    auto flow = sim::simulate_in_child({xml, "moe-demo", "", {}});
-    auto analytical = sim::simulate_in_child({xml, "moe-demo", "", {"sim.fidelity=analytical"}});
+    auto flow = sim::simulate_in_child(simtest::request(xml, "moe-demo"));
+    auto analytical = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"sim.fidelity=analytical"}));
     EXPECT_NEAR(analytical.step_time_s, flow.step_time_s, 0.05 * flow.step_time_s) << gpu;
     EXPECT_EQ(analytical.ptasks, 0u);
     EXPECT_EQ(analytical.inputs.at("fidelity"), "analytical");

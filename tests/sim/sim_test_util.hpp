@@ -20,11 +20,23 @@
 #include "sim/cost_model.hpp"
 #include "sim/executor.hpp"
 #include "sim/platform.hpp"
+#include "sim/simulate.hpp"
 #include "topology/cluster.hpp"
 #include "topology/gpu.hpp"
 #include "topology/platform_xml.hpp"
 
 namespace tcsim::simtest {
+
+/// A run of `workload` (or, with chakra, of that trace) on a platform file.
+inline sim::RunRequest request(const std::string& platform, const std::string& workload, std::vector<std::string> sets = {},
+                               const std::string& chakra = "") {
+  sim::RunRequest r;
+  r.platform = platform;
+  r.workload = workload;
+  r.chakra = chakra;
+  r.sets = std::move(sets);
+  return r;
+}
 
 /// Runs fn in a child process and returns the doubles it produced.
 inline std::vector<double> in_child(const std::function<std::vector<double>()>& fn) {

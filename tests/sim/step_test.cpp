@@ -50,8 +50,8 @@ TEST(Step, AllToAllDominatedMoeIsSlowerOnH800) {
   // moe-demo: EP8 inside each node, so dispatch/combine cross NVLink (450 vs 200 GB/s).
   auto h100 = simtest::make_platform("H100", 2);
   auto h800 = simtest::make_platform("H800", 2);
-  auto a = sim::simulate_in_child({h100, "moe-demo", "", {}});
-  auto b = sim::simulate_in_child({h800, "moe-demo", "", {}});
+  auto a = sim::simulate_in_child(simtest::request(h100, "moe-demo"));
+  auto b = sim::simulate_in_child(simtest::request(h800, "moe-demo"));
   EXPECT_GT(b.step_time_s, a.step_time_s * 1.02);
   EXPECT_GT(b.breakdown.exposed_comm_s.at("ep_all_to_all"), 1.5 * a.breakdown.exposed_comm_s.at("ep_all_to_all"));
   // Same GEMMs; only SM contention (compute launched while a comm kernel runs) differs.
@@ -64,23 +64,23 @@ TEST(Step, AllToAllDominatedMoeIsSlowerOnH800) {
 
 TEST(Step, FoldedAndUnfoldedProgramsGiveTheSameStepTime) {
   auto xml = simtest::make_platform("H800", 2);
-  auto folded = sim::simulate_in_child({xml, "moe-demo", "", {"sim.fold=true"}});
-  auto unfolded = sim::simulate_in_child({xml, "moe-demo", "", {"sim.fold=false"}});
+  auto folded = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"sim.fold=true"}));
+  auto unfolded = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"sim.fold=false"}));
   EXPECT_NEAR(folded.step_time_s, unfolded.step_time_s, 1e-9 * unfolded.step_time_s);
   EXPECT_LT(folded.ops, unfolded.ops);
 }
 
 TEST(Step, SameInputsGiveByteIdenticalResults) {
   auto xml = simtest::make_platform("H800", 2);
-  auto a = sim::simulate_in_child({xml, "moe-demo", "", {"gpu.nvlink_bw=100GBps"}});
-  auto b = sim::simulate_in_child({xml, "moe-demo", "", {"gpu.nvlink_bw=100GBps"}});
+  auto a = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"gpu.nvlink_bw=100GBps"}));
+  auto b = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"gpu.nvlink_bw=100GBps"}));
   EXPECT_EQ(sim::to_json(a).dump(), sim::to_json(b).dump());
 }
 
 TEST(Step, NvlinkOverrideReratesThePlatform) {
   auto xml = simtest::make_platform("H100", 2);
-  auto full = sim::simulate_in_child({xml, "moe-demo", "", {}});
-  auto cut = sim::simulate_in_child({xml, "moe-demo", "", {"gpu.nvlink_bw=200GBps"}});
+  auto full = sim::simulate_in_child(simtest::request(xml, "moe-demo"));
+  auto cut = sim::simulate_in_child(simtest::request(xml, "moe-demo", {"gpu.nvlink_bw=200GBps"}));
   EXPECT_GT(cut.step_time_s, full.step_time_s);
 }
 
@@ -91,7 +91,7 @@ TEST(ChakraReplay, AstraSimAllReduceMatchesAlphaBeta) {
   auto xml = simtest::make_platform("H100", 1);
   const std::string prefix = std::string(TCSIM_SOURCE_DIR) +
                              "/../shared/external/astra-sim/astra-sim/examples/workload/microbenchmarks/all_reduce/8npus_1MB/all_reduce";
-  auto r = sim::simulate_in_child({xml, "", prefix, {"sim.algo.all_reduce=ring"}});
+  auto r = sim::simulate_in_child(simtest::request(xml, "", {"sim.algo.all_reduce=ring"}, prefix));
   const double n = 8, S = 1048576, B = 450e9 * sim::calibration_for("hopper").nvlink_efficiency;
   const double expected = 2 * (n - 1) / n * S / B + 2 * (n - 1) * 3.33e-6;
   EXPECT_NEAR(r.step_time_s, expected, 0.02 * expected);
@@ -102,7 +102,7 @@ TEST(Step, InMemoryClusterMatchesItsXmlPlatformExactly) {
   // `run --gpu/--nodes/--fabric` builds the cluster in memory (routes computed on demand);
   // it must give the same result as the `topo gen` XML of the same cluster.
   auto xml = simtest::make_platform("H800", 2);
-  auto from_xml = sim::simulate_in_child({xml, "moe-demo", "", {}});
+  auto from_xml = sim::simulate_in_child(simtest::request(xml, "moe-demo"));
   sim::RunRequest mem{"", "moe-demo", "", {}};
   mem.gpu = "H800";
   mem.nodes = 2;
@@ -120,7 +120,7 @@ TEST(ChakraReplay, SendRecvRingReplaysWithEagerSends) {
                              "/../shared/external/astra-sim/astra-sim/examples/system/custom_collectives/"
                              "custom_ring_allreduce_8npus_1MB/custom_allreduce";
   const std::string xml = std::string(TCSIM_SOURCE_DIR) + "/platforms/examples/astra_ring8.xml";
-  auto r = sim::simulate_in_child({xml, "", prefix, {}});
+  auto r = sim::simulate_in_child(simtest::request(xml, "", {}, prefix));
   const double expected = 14 * (0.5e-6 + 131072.0 / 50e9) + 7 * 7e-6;
   EXPECT_NEAR(r.step_time_s, expected, 0.01 * expected);
 }

@@ -96,8 +96,11 @@ TEST(Generator, TensorParallelUsesAllReducesOrSequenceParallelGatherScatter) {
   EXPECT_EQ(cq[CommCategory::TpAllGather], 4 * (8 * 6 + 3));
   EXPECT_EQ(cq[CommCategory::TpReduceScatter], 4 * (8 * 4 + 2));
   // All-gather output = tokens x hidden x 2 bytes.
-  for (const auto& op : q.lanes[0].ops)
-    if (op.category == CommCategory::TpAllGather) EXPECT_DOUBLE_EQ(op.coll.bytes, 4096.0 * 2048 * 2);
+  for (const auto& op : q.lanes[0].ops) {
+    if (op.category == CommCategory::TpAllGather) {
+      EXPECT_DOUBLE_EQ(op.coll.bytes, 4096.0 * 2048 * 2);
+    }
+  }
   // TP splits the FLOPs: the same total over all ranks for the same global batch (16).
   auto w1 = workload("dense-demo", 1, 1, 1);
   w1.mutable_plan()->set_num_micro_batches(2);
@@ -147,7 +150,9 @@ TEST(Generator, RoutingSkewIsSeededAndUnfoldsEpRanks) {
     ASSERT_EQ(a.lanes[l].ops.size(), b.lanes[l].ops.size());
     for (size_t i = 0; i < a.lanes[l].ops.size(); ++i) {
       ASSERT_EQ(a.lanes[l].ops[i].kind, b.lanes[l].ops[i].kind);
-      if (a.lanes[l].ops[i].kind == OpKind::Compute) EXPECT_EQ(a.lanes[l].ops[i].compute.flops, b.lanes[l].ops[i].compute.flops);
+      if (a.lanes[l].ops[i].kind == OpKind::Compute) {
+        EXPECT_EQ(a.lanes[l].ops[i].compute.flops, b.lanes[l].ops[i].compute.flops);
+      }
     }
     for (const auto& op : a.lanes[l].ops)
       if (op.kind == OpKind::Compute && op.compute.cls == ComputeClass::ExpertGemm) expert_flops.insert(op.compute.flops);
@@ -551,7 +556,9 @@ TEST(Generator, PipelineSendsScatterOverTpAndGatherOnReceipt) {
   Program full = generate(w, 4);
   for (const auto& l : full.lanes)
     for (const auto& op : l.ops) {
-      if (op.kind == OpKind::Send) EXPECT_DOUBLE_EQ(op.p2p.bytes, whole);
+      if (op.kind == OpKind::Send) {
+        EXPECT_DOUBLE_EQ(op.p2p.bytes, whole);
+      }
       EXPECT_NE(op.category, CommCategory::TpAllGather);
     }
 }
@@ -569,18 +576,18 @@ TEST(Generator, GradReduceAfterBackwardExposesTheAllReduce) {
   auto ra = sim::simulate_in_child(a), rb = sim::simulate_in_child(b);
   ASSERT_GT(ra.step_time_s, 0);
   EXPECT_GT(rb.step_time_s, ra.step_time_s);
-  auto dp = [](const sim::RunResult& r, const std::map<std::string, double>& m) {
+  auto dp = [](const std::map<std::string, double>& m) {
     auto it = m.find("dp_all_reduce");
     return it == m.end() ? 0.0 : it->second;
   };
-  const double exposed_b = dp(rb, rb.breakdown.exposed_comm_s), exposed_a = dp(ra, ra.breakdown.exposed_comm_s);
-  EXPECT_GT(exposed_b, 0.99 * dp(rb, rb.breakdown.comm_s)) << "after the backward nothing hides it";
+  const double exposed_b = dp(rb.breakdown.exposed_comm_s), exposed_a = dp(ra.breakdown.exposed_comm_s);
+  EXPECT_GT(exposed_b, 0.99 * dp(rb.breakdown.comm_s)) << "after the backward nothing hides it";
   // The step grows by the newly exposed time, less what the overlapped buckets cost the
   // compute they ran beside (their kernels hold 20 of the H800's 132 SMs: 15% of their
   // in-flight time, bounded here by 20%).
   const double grew = rb.step_time_s - ra.step_time_s;
   EXPECT_LE(grew, exposed_b - exposed_a + 1e-9);
-  EXPECT_GE(grew, exposed_b - exposed_a - 0.2 * dp(ra, ra.breakdown.comm_s));
+  EXPECT_GE(grew, exposed_b - exposed_a - 0.2 * dp(ra.breakdown.comm_s));
 }
 
 }  // namespace tcsim::workloads

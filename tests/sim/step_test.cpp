@@ -103,7 +103,7 @@ TEST(Step, InMemoryClusterMatchesItsXmlPlatformExactly) {
   // it must give the same result as the `topo gen` XML of the same cluster.
   auto xml = simtest::make_platform("H800", 2);
   auto from_xml = sim::simulate_in_child(simtest::request(xml, "moe-demo"));
-  sim::RunRequest mem{"", "moe-demo", "", {}};
+  sim::RunRequest mem = simtest::request("", "moe-demo");
   mem.gpu = "H800";
   mem.nodes = 2;
   auto in_memory = sim::simulate_in_child(mem);
@@ -190,7 +190,7 @@ TEST(ChakraReplay, ExportedPipelineWorkloadReplaysAtItsStepTime) {
     workloads::write_chakra(workloads::generate(w, 8 * c.nodes), prefix);  // what `trace export` does
 
     auto request = [&](const std::string& workload, const std::string& chakra, const std::vector<std::string>& sets) {
-      sim::RunRequest r{"", workload, chakra, sets};
+      sim::RunRequest r = simtest::request("", workload, sets, chakra);
       r.gpu = "H800";
       r.nodes = c.nodes;
       return r;

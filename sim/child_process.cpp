@@ -88,27 +88,31 @@ std::string run_in_child(const std::function<std::string()>& fn) { return finish
 std::vector<std::string> run_in_children(const std::vector<std::function<std::string()>>& fns, int jobs) {
   std::vector<std::string> out(fns.size());
   std::vector<Child> running(fns.size());
-  std::exception_ptr first;
+  std::exception_ptr failed, unstarted;  // the first child's error in order; a fork that failed
   size_t started = 0;
   const size_t width = static_cast<size_t>(std::max(1, jobs));
   for (size_t i = 0; i < fns.size(); ++i) {
     // Keep `width` children running, results taken in order (a child that finished early
-    // waits, blocked on its pipe if its result is large, until its turn).
-    for (; started < fns.size() && started < i + width && !first; ++started) {
+    // waits, blocked on its pipe if its result is large, until its turn). After a failed
+    // fork nothing more starts; the children already running are still waited for.
+    while (!unstarted && started < fns.size() && started < i + width) {
       try {
         running[started] = start_child(fns[started]);
+        ++started;
       } catch (...) {
-        first = std::current_exception();
+        unstarted = std::current_exception();
       }
     }
-    if (i >= started) break;  // not started: an earlier fork failed
+    if (i >= started) break;
     try {
       out[i] = finish_child(running[i]);
     } catch (...) {
-      if (!first) first = std::current_exception();
+      if (!failed) failed = std::current_exception();
     }
   }
-  if (first) std::rethrow_exception(first);
+  if (failed) std::rethrow_exception(failed);
+  if (unstarted) std::rethrow_exception(unstarted);
   return out;
 }
+
 }  // namespace tcsim::sim

@@ -60,7 +60,6 @@ std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const P
                                                      const fs::path& work_dir) {
   const Settings& s = point.settings;
   fs::path spec_dir = fs::path(sweep.spec_path).parent_path();
-  std::vector<std::vector<std::string>> steps;
   // run.gpu: the cluster is built in memory by `tcsim run` itself (the same model as its
   // `tcsim topo gen` XML, to the last digit; a 2,048-GPU XML is 1.3 GB and takes 17 s to
   // read back); run.platform: that file.
@@ -76,8 +75,7 @@ std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const P
   for (const auto& [k, v] : s)
     if (k.rfind("run.", 0) != 0) run.insert(run.end(), {"--set", k + "=" + v});
   run.insert(run.end(), {"--out", (work_dir / "result.json").string()});
-  steps.push_back(std::move(run));
-  return steps;
+  return {std::move(run)};
 }
 
 namespace {

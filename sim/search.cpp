@@ -331,7 +331,7 @@ SearchResult search_plans(const SearchRequest& request) {
     for (const auto& s : req.run.sets)
       if (!workload_key(s) && s.rfind("sim.fidelity=", 0) != 0) run.sets.push_back(s);
     run.sets.push_back("sim.fidelity=flow");
-    run.progress = false;
+    run.progress = request.progress && runs.empty();  // one progress line: the first run's
     runs.push_back(std::move(run));
   }
   if (!runs.empty()) {

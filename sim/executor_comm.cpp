@@ -68,15 +68,17 @@ void Engine::start_collective(const std::shared_ptr<Instance>& inst) {
   inst->key = key_of(coll);
   for (auto [l, i] : inst->members) trace_.ops[l][i].start = now();
   auto& use = uses_[inst->key];
-  if (use.second == nullptr) use.second = &coll;
-  ++use.first;
+  if (use.op == nullptr) use.op = &coll;
+  ++use.count;
   if (analytical_) {
-    const Evaluation& ev = evaluate(inst->key, coll);
-    if (!ev.algorithm.empty()) algorithms_.insert(ev.algorithm);
+    if (use.ev == nullptr) {
+      use.ev = &evaluate(inst->key, coll);  // evaluations_ is a map: the address stays
+      if (!use.ev->algorithm.empty()) algorithms_.insert(use.ev->algorithm);
+    }
     auto h = std::make_unique<Handle>();
     h->kind = Handle::InstanceTimer;
     h->instance = inst;
-    start_timer(ev.duration, std::move(h));
+    start_timer(use.ev->duration, std::move(h));
     return;
   }
   // Flow shortcuts. A collective whose links carry nothing else, and whose groups share
@@ -531,8 +533,8 @@ void Engine::account_links() {
     trace_.transfers += ev.transfers * uses;
   };
   for (const auto& [key, use] : uses_) {
-    if (use.second == nullptr) continue;
-    add(evaluate(key, *use.second), use.first);
+    if (use.op == nullptr) continue;
+    add(evaluate(key, *use.op), use.count);
   }
   for (const auto& [key, n] : p2p_uses_) {
     auto it = p2p_memo_.find(key);

@@ -256,7 +256,14 @@ private:
   ClosedForm closed_;
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
-  std::map<CollKey, std::pair<size_t, const workloads::CollectiveOp*>> uses_;
+  // Per collective key: instances started, the op (for account_links) and, analytical, its
+  // evaluation (one map lookup per instance instead of two, and its algorithm recorded once).
+  struct Use {
+    size_t count = 0;
+    const workloads::CollectiveOp* op = nullptr;
+    const Evaluation* ev = nullptr;
+  };
+  std::map<CollKey, Use> uses_;
   std::map<P2PKey, size_t> p2p_uses_;
   // Analytical clock.
   double clock_ = 0;

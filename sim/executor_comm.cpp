@@ -70,11 +70,11 @@ void Engine::start_collective(const std::shared_ptr<Instance>& inst) {
   auto& use = uses_[inst->key];
   if (use.op == nullptr) use.op = &coll;
   ++use.count;
+  if ((analytical_ || options_.memoize) && use.ev == nullptr) {
+    use.ev = &evaluate(inst->key, coll);  // evaluations_ is a map: the address stays
+    if (analytical_ && !use.ev->algorithm.empty()) algorithms_.insert(use.ev->algorithm);
+  }
   if (analytical_) {
-    if (use.ev == nullptr) {
-      use.ev = &evaluate(inst->key, coll);  // evaluations_ is a map: the address stays
-      if (!use.ev->algorithm.empty()) algorithms_.insert(use.ev->algorithm);
-    }
     auto h = std::make_unique<Handle>();
     h->kind = Handle::InstanceTimer;
     h->instance = inst;
@@ -87,7 +87,7 @@ void Engine::start_collective(const std::shared_ptr<Instance>& inst) {
   // identical collective that ran alone gives the duration of one whose groups do share
   // links. Any real transfer that later needs one of a timer's links turns the timer
   // back into transfers (before_real_traffic).
-  const Evaluation* ev = options_.memoize ? &evaluate(inst->key, coll) : nullptr;
+  const Evaluation* ev = use.ev;  // null without memoize
   if (ev != nullptr) {
     double d = -1;
     if (ev->groups_disjoint && !real_links_.touches(*ev) && !timer_links_.touches(*ev)) {

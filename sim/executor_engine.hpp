@@ -256,8 +256,8 @@ private:
   ClosedForm closed_;
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
-  // Per collective key: instances started, the op (for account_links) and, analytical, its
-  // evaluation (one map lookup per instance instead of two, and its algorithm recorded once).
+  // Per collective key: instances started, the op (for account_links) and its evaluation
+  // once made (one map lookup per instance instead of two).
   struct Use {
     size_t count = 0;
     const workloads::CollectiveOp* op = nullptr;

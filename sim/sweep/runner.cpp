@@ -56,8 +56,8 @@ std::string resolve_path(const std::string& value, const fs::path& spec_dir) {
 
 }  // namespace
 
-std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const Point& point, const std::string& tcsim,
-                                                     const fs::path& work_dir) {
+std::vector<std::string> point_command(const Sweep& sweep, const Point& point, const std::string& tcsim,
+                                       const fs::path& work_dir) {
   const Settings& s = point.settings;
   fs::path spec_dir = fs::path(sweep.spec_path).parent_path();
   // run.gpu: the cluster is built in memory by `tcsim run` itself (the same model as its
@@ -75,7 +75,7 @@ std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const P
   for (const auto& [k, v] : s)
     if (k.rfind("run.", 0) != 0) run.insert(run.end(), {"--set", k + "=" + v});
   run.insert(run.end(), {"--out", (work_dir / "result.json").string()});
-  return {std::move(run)};
+  return run;
 }
 
 namespace {
@@ -95,8 +95,7 @@ std::string signal_name(int sig) {
 struct Job : std::enable_shared_from_this<Job> {
   Job(asio::io_context& io) : timeout(io), kill_timer(io), drain(io) {}
   const Point* point = nullptr;
-  std::vector<std::vector<std::string>> steps;
-  std::size_t step = 0;
+  std::vector<std::string> command;
   fs::path work;
   pid_t pid = -1;
   std::unique_ptr<asio::posix::stream_descriptor> err;
@@ -139,7 +138,7 @@ public:
 private:
   // ---- child processes -------------------------------------------------------------------
   void spawn(const std::shared_ptr<Job>& job) {
-    const auto& argv_s = job->steps[job->step];
+    const auto& argv_s = job->command;
     std::vector<char*> argv;
     for (const auto& a : argv_s) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -218,7 +217,7 @@ private:
     job->spawn_error = why;
     job->exited = job->eof = true;
     job->status = -1;
-    asio::post(io_, [this, job] { step_done(job); });
+    asio::post(io_, [this, job] { point_done(job); });
   }
 
   void read_stderr(const std::shared_ptr<Job>& job) {
@@ -231,7 +230,7 @@ private:
         return;
       }
       job->eof = true;
-      step_done(job);
+      point_done(job);
     });
   }
 
@@ -253,10 +252,10 @@ private:
           job->drain.async_wait([this, job](boost::system::error_code e) {
             if (e || job->done || job->eof) return;
             job->eof = true;
-            step_done(job);
+            point_done(job);
           });
         }
-        step_done(job);
+        point_done(job);
       }
       wait_sigchld();
     });
@@ -283,7 +282,7 @@ private:
     fs::remove_all(job->work, ec);
     fs::create_directories(job->work, ec);
     if (ec) return fail_fatal(InputError(job->work.string(), "cannot create scratch folder: " + ec.message()));
-    job->steps = point_commands(sweep_, *p, tcsim_, job->work);
+    job->command = point_command(sweep_, *p, tcsim_, job->work);
     job->started = Clock::now();
     running_.insert(job);
     if (opts_.point_timeout_s > 0) {
@@ -297,7 +296,7 @@ private:
     spawn(job);
   }
 
-  void step_done(const std::shared_ptr<Job>& job) {
+  void point_done(const std::shared_ptr<Job>& job) {
     if (job->done || !job->exited || !job->eof) return;
     job->drain.cancel();
     if (job->err) {
@@ -306,11 +305,6 @@ private:
       job->err.reset();
     }
     bool ok = job->spawn_error.empty() && WIFEXITED(job->status) && WEXITSTATUS(job->status) == 0;
-    if (ok && !job->timed_out && !job->cancelled && job->step + 1 < job->steps.size()) {
-      ++job->step;
-      spawn(job);
-      return;
-    }
     job->done = true;
     job->timeout.cancel();
     job->kill_timer.cancel();
@@ -334,7 +328,7 @@ private:
     double wall = std::chrono::duration<double>(Clock::now() - job.started).count();
     return {{"id", job.point->id},
             {"settings", job.point->settings},
-            {"commands", job.steps},
+            {"commands", nlohmann::json::array({job.command})},  // a list: points once had two
             {"host", host_},
             {"wall_s", std::round(wall * 1000) / 1000}};
   }
@@ -362,7 +356,7 @@ private:
   void record_failure(Job& job, const std::string& reason_in) {
     nlohmann::json j = point_header(job);
     std::string reason = reason_in;
-    const auto& argv = job.steps[job.step];
+    const auto& argv = job.command;
     j["failed_command"] = argv;
     j["exit_code"] = nullptr;
     j["signal"] = nullptr;

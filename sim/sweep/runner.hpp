@@ -41,12 +41,12 @@ struct RunSummary {
   bool interrupted = false;        ///< SIGINT/SIGTERM/SIGHUP stopped the run
 };
 
-/// The commands of one point: `tcsim run (--gpu --nodes [--gpus-per-node] [--fabric] |
+/// The command of one point: `tcsim run (--gpu --nodes [--gpus-per-node] [--fabric] |
 /// --platform P) --workload W [--set k=v]... --out WORK/result.json` with every gpu./fabric./
-/// model./plan./sim. setting (one command; a list for the runner's sake).
+/// model./plan./sim. setting.
 /// Relative platform and workload paths are resolved against the spec file's folder.
-std::vector<std::vector<std::string>> point_commands(const Sweep& sweep, const Point& point, const std::string& tcsim,
-                                                     const std::filesystem::path& work_dir);
+std::vector<std::string> point_command(const Sweep& sweep, const Point& point, const std::string& tcsim,
+                                       const std::filesystem::path& work_dir);
 
 /// The absolute path of the running executable (/proc/self/exe).
 std::string self_executable();

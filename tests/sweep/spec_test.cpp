@@ -175,9 +175,7 @@ TEST(SweepSpec, ListValuesReachTcsimRunAsOneSetArgument) {
   std::set<std::string> ids;
   for (const auto& p : s.points) ids.insert(p.id);
   EXPECT_EQ(ids.size(), 3u);
-  auto steps = point_commands(s, s.points[0], "tcsim", "work");
-  ASSERT_EQ(steps.size(), 1u);
-  const auto& run = steps[0];
+  const auto run = point_command(s, s.points[0], "tcsim", "work");
   auto has = [&](const std::string& a) { return std::find(run.begin(), run.end(), a) != run.end(); };
   EXPECT_TRUE(has("model.images.resolutions=[224,448]"));
   EXPECT_TRUE(has("model.routing.histogram=[4, 1,1,1]"));

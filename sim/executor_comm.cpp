@@ -355,27 +355,38 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
   // Small phases stay one task: every task is a variable of SimGrid's max-min solver,
   // whose cost grows with their number (S1: 30% of the time in the solver when its
   // 64-rank all-to-alls were split into 64 blocks each).
-  bool split = false;
+  //
+  // A sparse large phase (at most two transfers per host: a ring or a pairwise-exchange
+  // step of a big data-parallel group) is not cut by nodes but into tasks of at most
+  // split_above_hosts hosts, each holding whole transfers along the group's order
+  // (pack_tasks). Cut by nodes, a 256-member ring step whose members are all on different
+  // nodes was 256 tasks of one transfer each: 306,000 parallel tasks in a 32,768-GPU step
+  // (Llama 3 405B, DP256), against 3,300 at DP128 (docs/PERFORMANCE.md, session 9).
+  bool split = false, sparse = false;
   const std::vector<Transfer>& transfers = transfers_of(ph);
   if (options_.split_phases && transfers.size() > options_.split_above_hosts) {
     std::unordered_set<int> hosts;
+    // Counted in full only while the phase can still be sparse.
+    const bool may_be_sparse = transfers.size() <= 2 * static_cast<size_t>(platform_.size());
     for (const auto& t : transfers) {
       hosts.insert(t.src);
       hosts.insert(t.dst);
-      if (hosts.size() > options_.split_above_hosts) break;
+      if (!may_be_sparse && hosts.size() > options_.split_above_hosts) break;
     }
     split = hosts.size() > options_.split_above_hosts;
+    sparse = split && may_be_sparse && chain->instance && transfers.size() <= 2 * hosts.size();
   }
   std::map<std::pair<int, int>, std::vector<const Transfer*>> blocks;
+  const bool by_node = split && !sparse;
   for (const auto& t : transfers) {
-    const int sn = split ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
-    const int dn = split ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
+    const int sn = by_node ? platform_.gpus()[static_cast<size_t>(t.src)].node : 0;
+    const int dn = by_node ? platform_.gpus()[static_cast<size_t>(t.dst)].node : 0;
     blocks[{sn, dn}].push_back(&t);
   }
   // Sends (one pair per replica of a folded lane) are cut into tasks of at most task_hosts
   // hosts; a collective's phase stays one task per block, so that its pair form and its
   // link form (and an in-memory cluster and its XML) stay the same model.
-  const size_t max_hosts = chain->instance ? SIZE_MAX : options_.task_hosts;
+  const size_t max_hosts = !chain->instance ? options_.task_hosts : sparse ? options_.split_above_hosts : SIZE_MAX;
   std::vector<TaskSpec> tasks;
   for (const auto& [key, ts] : blocks) {
     // The link form for collective phases only: they live as long as the run (planned_),

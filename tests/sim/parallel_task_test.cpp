@@ -119,3 +119,42 @@ TEST(PackTasks, FoldedSendCutIntoTasksTakesTheOneTaskTime) {
   EXPECT_NEAR(cut[0], whole[0], 1e-12 * whole[0]);
   EXPECT_GT(cut[0], 64.0 * 1048576 / 50e9);  // more than the bytes over a 400 Gb/s NIC alone
 }
+
+TEST(PackTasks, LargeSparsePhaseIsCutIntoTasksOfWholeTransfersWithTheOneTaskTime) {
+  // A ring all-reduce over one GPU of each of 32 nodes (a data-parallel group under TP8):
+  // every ring step is 32 transfers among 32 hosts, each on a different node. With the
+  // split threshold at 16 hosts (128 by default: a DP256 ring at 32,768 GPUs), such a
+  // sparse phase is cut into tasks of at most 16 hosts holding whole transfers along the
+  // ring (it was one task per (source node, destination node) block: 32 tasks here, 256
+  // per step for DP256). On an idle network it takes the time of the phase as one task.
+  auto xml = simtest::make_platform("H800", 32);
+  workloads::Program p;
+  p.world_size = 256;
+  workloads::Lane lane;
+  for (int r = 0; r < 256; r += 8) lane.ranks.push_back(r);
+  p.comms = {{"dp", {lane.ranks}}};
+  workloads::Op ar;
+  ar.kind = workloads::OpKind::Collective;
+  ar.stream = workloads::Stream::DpComm;
+  ar.coll.type = workloads::CollectiveType::AllReduce;
+  ar.coll.comm = 0;
+  ar.coll.bytes = 64.0 * 1048576;
+  lane.ops = {ar};
+  p.lanes = {lane};
+  auto run = [&](size_t split_above_hosts) {
+    return simtest::in_child([&] {
+      sim::ExecutorOptions o;
+      o.memoize = false;  // real parallel tasks, not the closed-form timer
+      o.split_above_hosts = split_above_hosts;
+      auto t = simtest::run_program(xml, p, {"sim.algo.all_reduce=ring"}, o);
+      return std::vector<double>{t.step_time, static_cast<double>(t.ptasks)};
+    });
+  };
+  auto cut = run(16);
+  auto whole = run(1000);
+  EXPECT_EQ(whole[1], 1);
+  EXPECT_EQ(cut[1], 3);  // 15 + 15 + 2 transfers: a task of 16 hosts holds 15 ring links
+  EXPECT_NEAR(cut[0], whole[0], 1e-12 * whole[0]);
+  // 2 x 31/32 of 64 MiB over one 400 Gb/s NIC at least.
+  EXPECT_GT(cut[0], 2 * 31.0 / 32 * 64.0 * 1048576 / 50e9);
+}

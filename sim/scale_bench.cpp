@@ -75,6 +75,12 @@ std::vector<Scenario> scenarios() {
                "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=2048", "plan.sp=true",
                          "plan.uneven_stages=true", "plan.zero_stage=2"},
                preset_step("S3", "llama3-405b", "H100")});
+  // S3 at the top of the range of the clusters in question (2,048 to 32,000 GPUs): twice
+  // the data parallelism and the batch, the same tokens per GPU.
+  s.push_back({"S3@32768", "S3 weak-scaled to 32,768 H100 (4,096 nodes of clos3): TP8 PP16 DP256, 32M tokens/batch", "H100", 4096,
+               "clos3", {"plan.tp=8", "plan.pp=16", "plan.seq_len=8192", "plan.global_batch=4096", "plan.sp=true",
+                         "plan.uneven_stages=true", "plan.zero_stage=2"},
+               preset_step("S3", "llama3-405b", "H100")});
   // S4: ASTRA-sim's comparison trace, 400 GB/s NVLink (200 GB/s per direction), 50 GB/s per GPU.
   for (int ranks : {256, 1024}) {
     s.push_back({"S4-" + std::to_string(ranks),
@@ -248,6 +254,7 @@ double loglog_slope(const std::vector<double>& x, const std::vector<double>& y) 
 
 std::string family_of(const std::string& scenario) {
   if (scenario == "S1" || scenario.rfind("S1@", 0) == 0) return "S1 weak scaling";
+  if (scenario == "S3" || scenario.rfind("S3@", 0) == 0) return "S3 weak scaling";
   for (const char* f : {"S5-a2a", "S5-ar", "S4"})
     if (scenario.rfind(std::string(f) + "-", 0) == 0) return f;
   return "";

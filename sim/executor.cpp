@@ -50,6 +50,7 @@ ExecutionTrace Engine::run() {
     const auto& ops = program_.lanes[l].ops;
     auto& st = lanes_[l];
     st.pending.resize(ops.size());
+    st.coll_seq.assign(program_.comms.size(), 0);
     trace_.ops[l].resize(ops.size());
     ops_total_ += ops.size();
     // Count, then fill: successors of each op end up in increasing op order, as they were

@@ -26,20 +26,32 @@ void Engine::arrive_collective(uint32_t lane, uint32_t i) {
   const Op& op = op_of(lane, i);
   auto& st = lanes_[lane];
   uint64_t seq = st.coll_seq[op.coll.comm]++;
+  // Its NCCL kernel is resident from here, spinning on its SMs while it waits for the
+  // other members: compute this lane launches meanwhile runs on the remaining SMs. (Counting
+  // from the start of the instance instead made replicas that arrive at the same instant
+  // differ by the order in which they were issued.)
+  st.active_comm++;
+  const size_t expected = participants_[op.coll.comm];
+  if (expected == 1) {
+    // Every group of the communicator is in this lane (folded TP and EP groups): nothing to
+    // wait for, no rendezvous entry.
+    auto inst = std::make_shared<Instance>();
+    inst->comm = op.coll.comm;
+    inst->seq = seq;
+    inst->expected = 1;
+    inst->members.emplace_back(lane, i);
+    start_collective(inst);
+    return;
+  }
   auto key = std::make_pair(op.coll.comm, seq);
   auto& inst = instances_[key];
   if (!inst) {
     inst = std::make_shared<Instance>();
     inst->comm = op.coll.comm;
     inst->seq = seq;
-    inst->expected = participants_[op.coll.comm];
+    inst->expected = expected;
   }
   inst->members.emplace_back(lane, i);
-  // Its NCCL kernel is resident from here, spinning on its SMs while it waits for the
-  // other members: compute this lane launches meanwhile runs on the remaining SMs. (Counting
-  // from the start of the instance instead made replicas that arrive at the same instant
-  // differ by the order in which they were issued.)
-  st.active_comm++;
   if (inst->members.size() < inst->expected) return;
   auto ready = inst;
   instances_.erase(key);

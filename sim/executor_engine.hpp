@@ -42,7 +42,7 @@ struct LaneState {
   std::vector<uint32_t> stream_order[kStreams];   // op indices per stream, program order
   size_t cursor[kStreams] = {};
   bool busy[kStreams] = {};
-  std::map<uint32_t, uint32_t> coll_seq;  // comm -> collectives issued so far
+  std::vector<uint32_t> coll_seq;  // per communicator: collectives issued so far
   int active_comm = 0;                    // communication transfers in flight
   size_t done = 0;
 };

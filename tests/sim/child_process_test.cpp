@@ -50,11 +50,19 @@ TEST(RunInChildren, RunsUpToJobsAtOnce) {
     fns.emplace_back([dir, i] {
       const std::string mine = dir + "/" + std::to_string(i);
       std::ofstream(mine) << "running";
-      std::this_thread::sleep_for(300ms);
-      int alive = 0;
-      for (int k = 0; k < 6; ++k) alive += std::ifstream(dir + "/" + std::to_string(k)).good() ? 1 : 0;
+      auto alive = [&dir] {
+        int n = 0;
+        for (int k = 0; k < 6; ++k) n += std::ifstream(dir + "/" + std::to_string(k)).good() ? 1 : 0;
+        return n;
+      };
+      // Waits for a sibling (up to 5 s, so that a slow fork cannot fail the test), then
+      // leaves time for any third child that should not be running to show up.
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (alive() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+      std::this_thread::sleep_for(100ms);
+      const int seen = alive();
       std::remove(mine.c_str());
-      return std::to_string(alive);
+      return std::to_string(seen);
     });
   }
   int most = 0;

@@ -194,8 +194,9 @@ std::vector<std::string> scale_scenarios() {
   return names;
 }
 
-std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity_name) {
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity_name, int repeat) {
   const Fidelity fidelity = parse_fidelity(fidelity_name, "--fidelity");
+  if (repeat < 1 || repeat > 100) throw core::InputError("--repeat", std::to_string(repeat) + " runs; valid: 1 to 100");
   std::vector<ScaleRow> rows;
   auto all = scenarios();
   for (const auto& o : only) {
@@ -215,7 +216,24 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
     // the GPU catalogue and the calibration tables (with protobuf's descriptors, 4 ms).
     // Each scenario's child inherits them; a sweep point or a searched plan pays them once.
     calibration_for(topology::find_gpu(s.gpu).family);
-    rows.push_back(run_scenario(s, fidelity));
+    ScaleRow best = run_scenario(s, fidelity);
+    if (repeat > 1) {
+      best.wall_runs = {best.wall_s};
+      for (int k = 1; k < repeat && best.status == "ok"; ++k) {
+        ScaleRow again = run_scenario(s, fidelity);
+        auto runs = std::move(best.wall_runs);
+        runs.push_back(again.wall_s);
+        if (again.status != "ok") {
+          best = std::move(again);
+        } else if (again.step_time_s != best.step_time_s) {
+          best.status = "nondeterministic: step " + std::to_string(best.step_time_s) + " s then " + std::to_string(again.step_time_s) + " s";
+        } else if (again.wall_s < best.wall_s) {
+          best = std::move(again);
+        }
+        best.wall_runs = std::move(runs);
+      }
+    }
+    rows.push_back(std::move(best));
     const auto& r = rows.back();
     std::fprintf(stderr, "%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(), r.status.c_str(),
                  r.step_time_s, r.wall_s, r.rss_mib, r.events);
@@ -232,6 +250,7 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
                  {"platform_s", r.platform_s}, {"program_s", r.program_s}, {"execute_s", r.execute_s},
                  {"fidelity", r.fidelity}, {"status", r.status},
                  {"description", r.description}});
+    if (!r.wall_runs.empty()) j.back()["wall_runs_s"] = r.wall_runs;
   }
   return j;
 }
@@ -308,6 +327,9 @@ std::string format_scale_table(const std::vector<ScaleRow>& rows) {
                   r.wall_s, r.rss_mib, r.events_per_s, stages, status.c_str());
     s += buf;
   }
+  size_t runs = 0;
+  for (const auto& r : rows) runs = std::max(runs, r.wall_runs.size());
+  if (runs > 1) s += "wall, RSS, events/s and stages: the fastest of " + std::to_string(runs) + " runs of each scenario, each in a fresh process\n";
   const auto growth = cost_growth(rows);
   if (!growth.empty()) s += "cost growth (least-squares exponent of wall time, rows with 256 ranks or more):\n";
   for (const auto& g : growth) {

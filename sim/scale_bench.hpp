@@ -29,12 +29,19 @@ struct ScaleRow {
   /// Where the wall time went: building the platform (cluster, SimGrid hosts and links),
   /// generating the program, executing it; the rest of wall_s is teardown.
   double platform_s = 0, program_s = 0, execute_s = 0;
+  /// Wall time of every run when the scenario ran more than once (`--repeat`); the row's
+  /// other fields are those of the fastest run.
+  std::vector<double> wall_runs;
 };
 
 /// Scenario names in order (S1, S2, S3, S4-256, S4-1024, S5-...).
 std::vector<std::string> scale_scenarios();
-/// Runs the scenarios whose name starts with one of `only` (all when empty).
-std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity = "flow");
+/// Runs the scenarios whose name starts with one of `only` (all when empty), each
+/// `repeat` times in a fresh process; a row reports the fastest run (on a shared machine the
+/// minimum is the steadiest estimate of the cost: interference only adds time). Runs of a
+/// scenario that simulate different step times make its status "nondeterministic".
+std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity = "flow",
+                                      int repeat = 1);
 nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows);
 /// The table, then the cost growth of each family with two or more sizes (cost_growth).
 std::string format_scale_table(const std::vector<ScaleRow>& rows);

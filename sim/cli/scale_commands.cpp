@@ -18,8 +18,13 @@ void register_scale_commands(CLI::App& app) {
   cmd->add_option("--only", *only, "comma-separated scenarios or families, e.g. S1,S4 (S4 = S4-256 and S4-1024; S1 alone; S1@256 by name) (default: all)")->delimiter(',');
   cmd->add_flag("--json", *json, "print a JSON list of rows");
   cmd->add_option("--fidelity", *fidelity, "flow (SimGrid flows, default) or analytical (closed forms)")->capture_default_str();
-  cmd->callback([only, json, fidelity] {
-    auto rows = sim::run_scale_bench(*only, *fidelity);
+  auto repeat = std::make_shared<int>(1);
+  cmd->add_option("--repeat", *repeat,
+                  "run each scenario N times, each in a fresh process, and report the fastest run (the steadiest "
+                  "estimate on a shared machine; JSON adds wall_runs_s)")
+      ->capture_default_str();
+  cmd->callback([only, json, fidelity, repeat] {
+    auto rows = sim::run_scale_bench(*only, *fidelity, *repeat);
     if (*json) std::printf("%s\n", sim::to_json(rows).dump(2).c_str());
     else std::printf("%s", sim::format_scale_table(rows).c_str());
   });

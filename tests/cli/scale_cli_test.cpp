@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -121,6 +123,26 @@ TEST(BenchScale, UnknownScenarioIsAnError) {
   std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S9 >/dev/null 2>&1";
   int status = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+// `--repeat N`: each scenario N times in fresh processes, the row is the fastest run (the
+// steadiest estimate on a shared machine), every run's wall time listed.
+TEST(BenchScale, RepeatReportsTheFastestOfItsRuns) {
+  auto rows = bench("--only S5-ar-8,S5-a2a-8 --repeat 3");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r["status"], "ok") << r.dump();
+    ASSERT_TRUE(r.contains("wall_runs_s")) << r.dump();
+    const auto runs = r["wall_runs_s"].get<std::vector<double>>();
+    ASSERT_EQ(runs.size(), 3u);
+    EXPECT_EQ(r["wall_s"].get<double>(), *std::min_element(runs.begin(), runs.end()));
+  }
+  EXPECT_EQ(rows[0]["scenario"], "S5-a2a-8");
+  EXPECT_FALSE(bench("--only S5-ar-8")[0].contains("wall_runs_s"));  // one run: no list
+  for (const char* bad : {"0", "101", "two"}) {
+    std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S5-ar-8 --repeat " + bad + " >/dev/null 2>&1";
+    EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 2) << bad;
+  }
 }
 
 // The link form (sim.link_form, executor.cpp): a phase as one host pair per link it

@@ -396,8 +396,9 @@ void Engine::next_phase(const std::shared_ptr<Chain>& chain) {
     blocks[{sn, dn}].push_back(&t);
   }
   // Sends (one pair per replica of a folded lane) are cut into tasks of at most task_hosts
-  // hosts; a collective's phase stays one task per block, so that its pair form and its
-  // link form (and an in-memory cluster and its XML) stay the same model.
+  // hosts, sparse large phases into tasks of at most split_above_hosts (above); any other
+  // collective phase stays one task per block, so that its pair form and its link form
+  // (and an in-memory cluster and its XML) stay the same model.
   const size_t max_hosts = !chain->instance ? options_.task_hosts : sparse ? options_.split_above_hosts : SIZE_MAX;
   std::vector<TaskSpec> tasks;
   for (const auto& [key, ts] : blocks) {

@@ -226,7 +226,9 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
         if (again.status != "ok") {
           best = std::move(again);
         } else if (again.step_time_s != best.step_time_s) {
-          best.status = "nondeterministic: step " + std::to_string(best.step_time_s) + " s then " + std::to_string(again.step_time_s) + " s";
+          char why[128];
+          std::snprintf(why, sizeof why, "nondeterministic: step %.17g s, then %.17g s", best.step_time_s, again.step_time_s);
+          best.status = why;
         } else if (again.wall_s < best.wall_s) {
           best = std::move(again);
         }

@@ -31,26 +31,24 @@ void Engine::arrive_collective(uint32_t lane, uint32_t i) {
   // from the start of the instance instead made replicas that arrive at the same instant
   // differ by the order in which they were issued.)
   st.active_comm++;
-  const size_t expected = participants_[op.coll.comm];
-  if (expected == 1) {
-    // Every group of the communicator is in this lane (folded TP and EP groups): nothing to
-    // wait for, no rendezvous entry.
+  auto fresh = [&] {
     auto inst = std::make_shared<Instance>();
     inst->comm = op.coll.comm;
     inst->seq = seq;
-    inst->expected = 1;
+    inst->expected = participants_[op.coll.comm];
+    return inst;
+  };
+  if (participants_[op.coll.comm] == 1) {
+    // Every group of the communicator is in this lane (folded TP and EP groups): nothing to
+    // wait for, no rendezvous entry.
+    auto inst = fresh();
     inst->members.emplace_back(lane, i);
     start_collective(inst);
     return;
   }
   auto key = std::make_pair(op.coll.comm, seq);
   auto& inst = instances_[key];
-  if (!inst) {
-    inst = std::make_shared<Instance>();
-    inst->comm = op.coll.comm;
-    inst->seq = seq;
-    inst->expected = expected;
-  }
+  if (!inst) inst = fresh();
   inst->members.emplace_back(lane, i);
   if (inst->members.size() < inst->expected) return;
   auto ready = inst;

@@ -189,6 +189,8 @@ private:
   // ---- phases as SimGrid parallel tasks (flow fidelity) ----
 
   void next_phase(const std::shared_ptr<Chain>& chain);
+  uint32_t position_of(int rank);
+  void clear_positions();
   static bool same_phase(const Phase& a, const Phase& b);
   double phase_latency(const Phase& ph);
   const std::vector<Transfer>& transfers_of(const Phase& ph);
@@ -241,6 +243,8 @@ private:
   std::unordered_map<const Phase*, std::vector<Transfer>> expanded_;  // transfers_of, keyed as link_forms_
   std::vector<HostPair> pairs_;          // next_phase scratch
   std::vector<sg::Host*> task_hosts_;    // next_phase scratch
+  std::vector<int32_t> position_;        // position_of: per rank, -1 or its position in marked_
+  std::vector<int> marked_;              // position_of: marked ranks, first seen first
   LinkForms link_forms_{platform_.fabric()};  // keyed by phases, which planned_ keeps
   std::set<std::string> algorithms_;
   // Flow memoization.

@@ -4,10 +4,12 @@
 #include "sim/executor.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <limits>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +50,7 @@ ExecutionTrace Engine::run() {
   }
   for (uint32_t l = 0; l < nl; ++l) {
     const auto& ops = program_.lanes[l].ops;
+    if (ops.size() >= kCollectiveEnd) throw std::length_error("executor: a lane of 2^31 ops or more");
     auto& st = lanes_[l];
     st.pending.resize(ops.size());
     st.coll_seq.assign(program_.comms.size(), 0);
@@ -227,6 +230,12 @@ void Engine::dispatch(const Event& e) {
     return;
   }
   count_event();
+  if ((e.op & kCollectiveEnd) != 0) {
+    const uint32_t op = e.op & ~kCollectiveEnd;
+    lanes_[e.lane].active_comm--;
+    complete_op(e.lane, op);
+    return;
+  }
   complete_op(e.lane, e.op);
 }
 
@@ -311,7 +320,7 @@ void Engine::start_compute(uint32_t lane, uint32_t i) {
   if (op.kind == OpKind::Memory) {
     seconds = op.compute.hbm_bytes / (platform_.spec().hbm_bw.value() * platform_.calibration().hbm_efficiency);
   } else {
-    seconds = cost_.seconds(op.compute);
+    seconds = compute_seconds(op.compute);
     // Communication kernels of this lane hold SMs: compute launched now runs on the rest.
     if (lanes_[lane].active_comm > 0 && op.compute.cls != workloads::ComputeClass::Fixed) seconds *= contention_;
   }
@@ -321,6 +330,20 @@ void Engine::start_compute(uint32_t lane, uint32_t i) {
     return;
   }
   start_compute_timer(seconds, lane, i);
+}
+
+// The cost model's duration of c, remembered for the next op of the same shape (a step
+// repeats a few dozen shapes over and over; the efficiency curves' logarithms were a
+// tenth of S1's analytical execution). Exact: the duration depends on these fields only.
+double Engine::compute_seconds(const workloads::ComputeOp& c) {
+  const uint64_t h = (std::bit_cast<uint64_t>(c.flops) * 0x9E3779B97F4A7C15ull) ^ std::bit_cast<uint64_t>(c.hbm_bytes);
+  SecondsMemo& m = seconds_memo_[(h * 0xBF58476D1CE4E5B9ull) >> (64 - kSecondsMemoBits)];
+  if (m.valid && m.flops == c.flops && m.hbm_bytes == c.hbm_bytes && m.fixed_seconds == c.fixed_seconds && m.cls == c.cls &&
+      m.precision == c.precision) {
+    return m.seconds;
+  }
+  m = SecondsMemo{true, c.flops, c.hbm_bytes, c.fixed_seconds, c.cls, c.precision, cost_.seconds(c)};
+  return m.seconds;
 }
 
 void Engine::complete_op(uint32_t lane, uint32_t i) {

@@ -140,10 +140,13 @@ private:
   struct Event {
     double time;
     uint64_t seq;
-    Handle* handle;         // null: compute op `op` of lane `lane` ends
+    Handle* handle;         // null: op `op` of lane `lane` ends (a compute op, or a
+                            // one-lane collective when op has kCollectiveEnd set)
     uint32_t lane = 0, op = 0;
     bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
+
+  static constexpr uint32_t kCollectiveEnd = 1u << 31;
 
   void run_queue();
   void dispatch(const Event& e);
@@ -156,12 +159,15 @@ private:
 
   void try_issue(uint32_t lane, int stream);
   void start_compute(uint32_t lane, uint32_t i);
+  double compute_seconds(const workloads::ComputeOp& c);
   void complete_op(uint32_t lane, uint32_t i);
 
   // ---- collectives ----
 
   void arrive_collective(uint32_t lane, uint32_t i);
   CollKey key_of(const workloads::CollectiveOp& c);
+  struct Use;
+  Use& use_of(const workloads::CollectiveOp& coll);
   void start_collective(const std::shared_ptr<Instance>& inst);
   size_t start_chains(const std::shared_ptr<Instance>& inst, double remaining);
 
@@ -266,9 +272,29 @@ private:
     size_t count = 0;
     const workloads::CollectiveOp* op = nullptr;
     const Evaluation* ev = nullptr;
+    CollKey key;
   };
   std::map<CollKey, Use> uses_;
+  // Per communicator, the keys seen on it (Engine::use_of).
+  struct UseCache {
+    workloads::CollectiveType type;
+    double bytes;
+    const std::vector<double>* matrix;
+    uint32_t max_nodes;
+    Use* use;
+  };
+  std::vector<std::vector<UseCache>> use_cache_;
   std::map<P2PKey, size_t> p2p_uses_;
+  // compute_seconds: durations by op shape, direct-mapped.
+  struct SecondsMemo {
+    bool valid = false;
+    double flops = 0, hbm_bytes = 0, fixed_seconds = 0;
+    workloads::ComputeClass cls{};
+    workloads::Precision precision{};
+    double seconds = 0;
+  };
+  static constexpr int kSecondsMemoBits = 8;
+  std::vector<SecondsMemo> seconds_memo_ = std::vector<SecondsMemo>(size_t{1} << kSecondsMemoBits);
   // Analytical clock.
   double clock_ = 0;
   uint64_t next_seq_ = 0;

@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "sim/calibration.hpp"
+#include "sim/cost_model.hpp"
 #include "sim/simulate.hpp"
+#include "topology/gpu.hpp"
 #include "sim_test_util.hpp"
 #include "workloads/synthetic.hpp"
 
@@ -187,6 +190,45 @@ TEST(Analytical, MatchesFlowOnMoeDemoWithinFivePercent) {
     for (const auto& [tier, u] : flow.link_utilisation)
       EXPECT_NEAR(analytical.link_utilisation.at(tier) * analytical.step_time_s, u * flow.step_time_s, 1e-9 + 1e-9 * u) << tier;
   }
+}
+
+TEST(Analytical, ComputeOpsOfManyShapesTakeTheCostModelsTimeEach) {
+  // One lane of 600 compute ops in sequence, of more shapes than the executor remembers
+  // durations for (256), among them ops of equal FLOP and bytes that differ only in class
+  // or precision: each takes CostModel::seconds of its own shape, so the step is their
+  // sum, added in order as the executor's clock adds them.
+  auto xml = simtest::make_platform("H800", 1);
+  workloads::Program p;
+  p.world_size = 1;
+  workloads::Lane lane;
+  lane.ranks = {0};
+  using workloads::ComputeClass;
+  using workloads::Precision;
+  const ComputeClass classes[] = {ComputeClass::Gemm, ComputeClass::ExpertGemm, ComputeClass::Attention, ComputeClass::Elementwise};
+  for (uint32_t i = 0; i < 600; ++i) {
+    workloads::Op op;
+    op.kind = workloads::OpKind::Compute;
+    op.compute.flops = 1e9 * (1 + i / 8);  // 75 FLOP counts, 8 shapes each
+    op.compute.hbm_bytes = 1e6 * (1 + i % 3);
+    op.compute.cls = classes[i % 4];
+    op.compute.precision = (i / 4) % 2 == 0 ? Precision::BF16 : Precision::FP8;
+    if (i > 0) op.deps = {i - 1};
+    lane.ops.push_back(op);
+  }
+  p.lanes.push_back(lane);
+  const auto spec = topology::find_gpu("H800");
+  const sim::CostModel cost(spec, sim::calibration_for(spec.family));
+  double expected = 0;
+  for (int pass = 0; pass < 2; ++pass)  // the second pass finds the shapes remembered
+    for (const auto& op : lane.ops) expected += cost.seconds(op.compute);
+  for (const auto& op : lane.ops) {
+    auto again = op;
+    if (again.deps.empty()) again.deps = {599};
+    else again.deps = {again.deps[0] + 600};
+    p.lanes[0].ops.push_back(again);
+  }
+  const auto out = run(xml, p, true, sim::Fidelity::Analytical);
+  EXPECT_NEAR(out[0], expected, 1e-12 * expected);
 }
 
 TEST(Progress, CallbackSeesMonotoneSimulatedTimeAndOpCounts) {

@@ -41,12 +41,14 @@ wl::ComputeOp gemm(double flops) {
 const double kLeadIn = 2e13, kDuring = 1e14, kAfter = 1e14;  // FLOP per rank
 const double kAllReduce = 64.0 * (1ull << 30);              // bytes per rank
 
-wl::Program contention_program() {
+// folded: one lane standing for both ranks (the all-reduce then has one lane, the
+// analytical fidelity's shortcut for folded TP and EP groups).
+wl::Program contention_program(bool folded = false) {
   wl::Program p;
   p.world_size = 2;
   p.comms.push_back(wl::Communicator{"pair", {{0, 1}}});
-  for (int r = 0; r < 2; ++r) {
-    wl::Lane lane{{r}, {}};
+  for (int r = 0; r < (folded ? 1 : 2); ++r) {
+    wl::Lane lane{folded ? std::vector<int>{0, 1} : std::vector<int>{r}, {}};
     auto compute = [&](const char* name, double flops, std::vector<uint32_t> deps) {
       wl::Op op;
       op.kind = wl::OpKind::Compute;
@@ -75,11 +77,13 @@ wl::Program contention_program() {
 }
 
 // Per lane: the all-reduce's start and end, the durations of "during" and "after".
-std::vector<double> run(const std::string& xml, bool contention) {
-  const wl::Program p = contention_program();
+std::vector<double> run(const std::string& xml, bool contention, sim::Fidelity fidelity = sim::Fidelity::Flow,
+                        bool folded = false) {
+  const wl::Program p = contention_program(folded);
   return simtest::in_child([&] {
     sim::ExecutorOptions o;
     o.sm_contention = contention;
+    o.fidelity = fidelity;
     auto t = simtest::run_program(xml, p, {}, o);
     std::vector<double> out;
     for (const auto& lane : t.ops) {
@@ -140,4 +144,28 @@ TEST(SmContention, FactorFollowsTheConfiguredSmCount) {
   ASSERT_GT(on[1], idle_seconds(spec, kLeadIn) * factor + during * factor);
   EXPECT_NEAR(on[2], during * factor, 1e-6 * during * factor);
   EXPECT_NEAR(on[6], during * factor, 1e-6 * during * factor);
+}
+
+TEST(SmContention, OneLaneCollectiveInTheAnalyticalFidelityHoldsSmsUntilItEnds) {
+  // The same program folded into one lane, analytical: the all-reduce is a timer of its
+  // closed form with no rendezvous (sim/executor_comm.cpp, arrive_collective); compute
+  // launched while it runs is slowed, compute after it is not, as in flow.
+  const auto spec = topology::find_gpu("H800");
+  const double factor = 132.0 / 112.0;
+  const auto xml = simtest::make_platform("H800", 1);
+  const double during = idle_seconds(spec, kDuring), after = idle_seconds(spec, kAfter);
+  const auto a = run(xml, true, sim::Fidelity::Analytical, true);
+  const auto b = run(xml, false, sim::Fidelity::Analytical, true);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  EXPECT_EQ(a[0], 0.0);
+  ASSERT_GT(a[1], idle_seconds(spec, kLeadIn) * factor + during * factor);
+  EXPECT_NEAR(a[2], during * factor, 1e-12 * during);
+  EXPECT_NEAR(b[2], during, 1e-12 * during);
+  EXPECT_NEAR(a[3], after, 1e-12 * after);
+  // The all-reduce takes its closed form whether or not compute is slowed beside it.
+  EXPECT_EQ(a[1], b[1]);
+  // And as long as the unfolded run's analytical all-reduce.
+  const auto unfolded = run(xml, true, sim::Fidelity::Analytical);
+  EXPECT_NEAR(unfolded[1], a[1], 1e-12 * a[1]);
 }

@@ -69,6 +69,14 @@ std::vector<Scenario> scenarios() {
     s.push_back({"S1@" + std::to_string(gpus), "S1 weak-scaled to " + std::to_string(gpus) + " H800 (memory not checked)", "H800",
                  gpus / 8, "multi-plane-fat-tree", sets, preset_step("S1", "deepseek-v3-pretrain", "H800", false)});
   }
+  // The same with EP held at 16 at every size: each rank's ops, and the transfers of each,
+  // stay the same, so only the rank count grows (above, EP 16 -> 64 multiplies each rank's
+  // all-to-all transfers by 4 between 256 and 1,024 GPUs).
+  for (int gpus : {256, 512, 1024, 2048}) {
+    const std::vector<std::string> sets = {"plan.global_batch=" + std::to_string(gpus * 15 / 2), "plan.ep=16"};
+    s.push_back({"S1e16-" + std::to_string(gpus), "S1 weak-scaled to " + std::to_string(gpus) + " H800 with EP16 (memory not checked)",
+                 "H800", gpus / 8, "multi-plane-fat-tree", sets, preset_step("S1", "deepseek-v3-pretrain", "H800", false)});
+  }
   // Llama 3's data parallelism is FSDP that keeps the weights gathered between forward and
   // backward, i.e. shards gradients and optimizer states (arXiv 2407.21783 sec 3.3.2): ZeRO-2.
   s.push_back({"S3", "Llama 3 405B, 16,384 H100, three-tier Clos, TP8 PP16 DP128 (ZeRO-2), seq 8,192, 16M tokens/batch", "H100", 2048,
@@ -120,6 +128,8 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       };
       double platform_s = 0, program_s = 0, execute_s = 0;
+      struct rusage ru0 {};
+      getrusage(RUSAGE_SELF, &ru0);
       try {
         core::Overrides o;
         for (const auto& kv : sc.sets) o.add(kv, "scenario " + sc.name);
@@ -159,8 +169,11 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
       double wall = since(t0);
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
+      auto secs = [](const timeval& a, const timeval& b) { return static_cast<double>(b.tv_sec - a.tv_sec) + 1e-6 * static_cast<double>(b.tv_usec - a.tv_usec); };
       return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"transfers", transfers}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
-                             {"platform_s", platform_s}, {"program_s", program_s}, {"execute_s", execute_s}}.dump();
+                             {"platform_s", platform_s}, {"program_s", program_s}, {"execute_s", execute_s},
+                             {"user_s", secs(ru0.ru_utime, ru.ru_utime)}, {"sys_s", secs(ru0.ru_stime, ru.ru_stime)},
+                             {"page_faults", ru.ru_minflt - ru0.ru_minflt}}.dump();
     });
   } catch (const std::exception& e) {
     row.status = std::string("crashed: ") + e.what();
@@ -174,6 +187,9 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   row.wall_s = j["wall"].get<double>();
   row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
   row.platform_s = j["platform_s"].get<double>();
+  row.user_s = j["user_s"].get<double>();
+  row.sys_s = j["sys_s"].get<double>();
+  row.page_faults = j["page_faults"].get<long>();
   row.program_s = j["program_s"].get<double>();
   row.execute_s = j["execute_s"].get<double>();
   row.events_per_s = row.wall_s > 0 ? static_cast<double>(row.events) / row.wall_s : 0;
@@ -250,6 +266,7 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
                  {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"memo_hits", r.memo_hits},
                  {"transfers", r.transfers},
                  {"platform_s", r.platform_s}, {"program_s", r.program_s}, {"execute_s", r.execute_s},
+                 {"user_s", r.user_s}, {"sys_s", r.sys_s}, {"page_faults", r.page_faults},
                  {"fidelity", r.fidelity}, {"status", r.status},
                  {"description", r.description}});
     if (!r.wall_runs.empty()) j.back()["wall_runs_s"] = r.wall_runs;
@@ -276,6 +293,7 @@ double loglog_slope(const std::vector<double>& x, const std::vector<double>& y) 
 std::string family_of(const std::string& scenario) {
   if (scenario == "S1" || scenario.rfind("S1@", 0) == 0) return "S1 weak scaling";
   if (scenario == "S3" || scenario.rfind("S3@", 0) == 0) return "S3 weak scaling";
+  if (scenario.rfind("S1e16-", 0) == 0) return "S1 EP16 weak";
   for (const char* f : {"S5-a2a", "S5-ar", "S4"})
     if (scenario.rfind(std::string(f) + "-", 0) == 0) return f;
   return "";
@@ -318,15 +336,17 @@ std::vector<CostGrowth> cost_growth(const std::vector<ScaleRow>& rows) {
 std::string format_scale_table(const std::vector<ScaleRow>& rows) {
   std::string s;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %9s %12s %24s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
-                "RSS (MiB)", "events/s", "platform/program/exec (s)", "status");
+  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %13s %9s %12s %24s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
+                "user/sys (s)", "RSS (MiB)", "events/s", "platform/program/exec (s)", "status");
   s += buf;
   for (const auto& r : rows) {
     const std::string status = r.status.substr(0, r.status.find('\n'));  // the full text is in --json
     char stages[64];
     std::snprintf(stages, sizeof stages, "%.3f/%.3f/%.3f", r.platform_s, r.program_s, r.execute_s);
-    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.2f %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
-                  r.wall_s, r.rss_mib, r.events_per_s, stages, status.c_str());
+    char cpu[64];
+    std::snprintf(cpu, sizeof cpu, "%.3f/%.3f", r.user_s, r.sys_s);
+    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.3f %13s %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
+                  r.wall_s, cpu, r.rss_mib, r.events_per_s, stages, status.c_str());
     s += buf;
   }
   size_t runs = 0;

@@ -29,6 +29,11 @@ struct ScaleRow {
   /// Where the wall time went: building the platform (cluster, SimGrid hosts and links),
   /// generating the program, executing it; the rest of wall_s is teardown.
   double platform_s = 0, program_s = 0, execute_s = 0;
+  /// CPU time the scenario's process spent over wall_s, in user code and in the kernel
+  /// (page faults, mostly), and the page faults it took: wall_s well above their sum means
+  /// the process waited for the CPU (another process or the hypervisor had it).
+  double user_s = 0, sys_s = 0;
+  long page_faults = 0;
   /// Wall time of every run when the scenario ran more than once (`--repeat`); the row's
   /// other fields are those of the fastest run.
   std::vector<double> wall_runs;

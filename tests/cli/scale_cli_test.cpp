@@ -39,6 +39,13 @@ TEST(BenchScale, SmallestScenariosReportEveryField) {
     EXPECT_GT(r["platform_s"].get<double>(), 0.0);
     EXPECT_LE(stages, r["wall_s"].get<double>() * (1 + 1e-9));
     EXPECT_GT(r["rss_mib"].get<double>(), 0.0);
+    // The CPU time behind it: one process, one thread, so at most the wall time (getrusage
+    // counts in ticks: a 10 ms allowance), and the page faults it took.
+    for (const char* k : {"user_s", "sys_s", "page_faults"}) {
+      ASSERT_TRUE(r.contains(k)) << k;
+      EXPECT_GE(r[k].get<double>(), 0.0) << k;
+    }
+    EXPECT_LE(r["user_s"].get<double>() + r["sys_s"].get<double>(), r["wall_s"].get<double>() + 0.01);
   }
   EXPECT_EQ(rows[0]["scenario"], "S5-a2a-8");
   EXPECT_EQ(rows[0]["ranks"], 8);

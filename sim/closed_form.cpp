@@ -91,4 +91,45 @@ Evaluation ClosedForm::send(const Phase& ph) {
   return ev;
 }
 
+void EvaluationCache::bind(const Platform& platform, const std::string& selection) {
+  if (platform_ == &platform && links_ == platform.all_links().size() && selection_ == selection) return;
+  platform_ = &platform;
+  links_ = platform.all_links().size();
+  selection_ = selection;
+  collectives_.clear();
+  sends_.clear();
+  entries_ = 0;
+}
+
+const Evaluation* EvaluationCache::find(const Collective& key) const {
+  auto it = collectives_.find(key);
+  if (it == collectives_.end()) return nullptr;
+  ++hits_;
+  return &it->second;
+}
+
+const Evaluation* EvaluationCache::find(const Send& key) const {
+  auto it = sends_.find(key);
+  if (it == sends_.end()) return nullptr;
+  ++hits_;
+  return &it->second;
+}
+
+void EvaluationCache::make_room(const Evaluation& ev) {
+  if (entries_ + ev.link_bytes.size() <= kMaxLinkEntries) return;
+  collectives_.clear();
+  sends_.clear();
+  entries_ = 0;
+}
+
+void EvaluationCache::insert(Collective key, const Evaluation& ev) {
+  make_room(ev);
+  if (collectives_.try_emplace(std::move(key), ev).second) entries_ += ev.link_bytes.size();
+}
+
+void EvaluationCache::insert(Send key, const Evaluation& ev) {
+  make_room(ev);
+  if (sends_.try_emplace(std::move(key), ev).second) entries_ += ev.link_bytes.size();
+}
+
 }  // namespace tcsim::sim

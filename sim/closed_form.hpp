@@ -9,7 +9,9 @@
 // tracks which links running communication holds (flow).
 #pragma once
 
+#include <compare>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -68,6 +70,53 @@ private:
   std::vector<uint32_t> owner_;
   std::vector<uint32_t> ev_links_;
   std::vector<uint32_t> route_;
+};
+
+/// Closed forms kept from one run to the next, for callers that execute many programs on
+/// one platform: a plan search's plans and the shorter steps it extrapolates from share
+/// most of their collectives (same groups, type and size). A closed form depends on the
+/// platform, the algorithm selection and what the key holds: a collective's groups, type,
+/// bytes, uneven matrix and node limit; a send's two rank lists and bytes. bind() forgets
+/// everything when the platform or the selection changes.
+class EvaluationCache {
+public:
+  struct Collective {
+    std::vector<std::vector<int>> groups;
+    int type = 0;
+    double bytes = 0;
+    std::vector<double> matrix;  ///< empty: even split
+    uint32_t max_nodes = 0;
+    auto operator<=>(const Collective&) const = default;
+  };
+  struct Send {
+    std::vector<int> src, dst;  ///< the two lanes' ranks, replica k to replica k
+    double bytes = 0;
+    auto operator<=>(const Send&) const = default;
+  };
+
+  /// Called by the executor before each run.
+  void bind(const Platform& platform, const std::string& selection);
+  [[nodiscard]] const Evaluation* find(const Collective& key) const;
+  [[nodiscard]] const Evaluation* find(const Send& key) const;
+  void insert(Collective key, const Evaluation& ev);
+  void insert(Send key, const Evaluation& ev);
+  [[nodiscard]] size_t size() const { return collectives_.size() + sends_.size(); }
+  /// Runs that found a closed form here instead of computing it.
+  [[nodiscard]] size_t hits() const { return hits_; }
+
+  /// At most this many (link, bytes) entries are kept (64 MiB); a run that would add more
+  /// starts the cache afresh.
+  static constexpr size_t kMaxLinkEntries = size_t{4} << 20;
+
+private:
+  void make_room(const Evaluation& ev);
+  const Platform* platform_ = nullptr;
+  size_t links_ = 0;
+  std::string selection_;
+  std::map<Collective, Evaluation> collectives_;
+  std::map<Send, Evaluation> sends_;
+  size_t entries_ = 0;
+  mutable size_t hits_ = 0;
 };
 
 /// How many running communications use each link (the flow fidelity's shortcuts): an

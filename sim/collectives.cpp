@@ -453,6 +453,12 @@ std::vector<std::string> AlgorithmSelector::keys() {
   return k;
 }
 
+std::string AlgorithmSelector::selection() const {
+  std::string s = "moe.top_k=" + std::to_string(context_.moe.top_k) + " moe.max_nodes=" + std::to_string(context_.moe.max_nodes);
+  for (const auto& [type, name] : forced_) s += " " + std::string(type_key(type)) + "=" + name;
+  return s;
+}
+
 void AlgorithmSelector::set_default_moe(const MoeRouting& moe) {
   if (!moe_top_k_set_) context_.moe.top_k = moe.top_k;
   if (!moe_max_nodes_set_) context_.moe.max_nodes = moe.max_nodes;

@@ -134,6 +134,9 @@ public:
   /// Sets the MoE routing used by all-to-alls (sim.moe.* keys given to configure win).
   void set_default_moe(const MoeRouting& moe);
   [[nodiscard]] const MoeRouting& moe() const { return context_.moe; }
+  /// What decides the algorithms and their phases, as text: the forced algorithms and the
+  /// MoE routing. Two selectors with the same text choose alike (EvaluationCache).
+  [[nodiscard]] std::string selection() const;
   /// Throws InputError (with the fix) when a forced algorithm does not apply.
   [[nodiscard]] const Algorithm& select(const std::vector<int>& group, const workloads::CollectiveOp& op,
                                         const TopologyView& topo) const;

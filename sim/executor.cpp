@@ -34,6 +34,7 @@ ExecutionTrace Engine::run() {
   topo_.nvlink_efficiency = platform_.calibration().nvlink_efficiency;
   topo_.nvls_efficiency = platform_.calibration().nvls_efficiency;
   contention_ = options_.sm_contention ? cost_.sm_contention_factor() : 1.0;
+  if (options_.evaluations) options_.evaluations->bind(platform_, selector_.selection());
 
   const size_t nl = program_.lanes.size();
   lanes_.resize(nl);

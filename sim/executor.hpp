@@ -21,10 +21,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "sim/closed_form.hpp"
 #include "sim/collectives.hpp"
 #include "sim/cost_model.hpp"
 #include "sim/platform.hpp"
@@ -103,6 +105,9 @@ struct ExecutorOptions {
   /// when that has fewer pairs; same link loads and latency, much less SimGrid work
   /// (executor.cpp, link form).
   bool link_form = true;
+  /// Closed forms shared with other runs on the same platform (plan search); nullptr:
+  /// computed for this run only. Results are the same either way.
+  std::shared_ptr<EvaluationCache> evaluations;
   /// Called at most every progress_interval_s of wall time while the step runs.
   std::function<void(const Progress&)> progress;
   double progress_interval_s = 0.5;

@@ -329,7 +329,7 @@ void Engine::arrive_p2p(uint32_t lane, uint32_t i) {
   const Evaluation* ev = nullptr;
   if (analytical_ || options_.memoize) {
     auto it = memo;
-    if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed_.send(p)).first;
+    if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, send_closed_form(lane, op.p2p.peer_lane, op.p2p.bytes, p)).first;
     ev = &it->second;
   }
   if (analytical_) {
@@ -581,11 +581,29 @@ const Engine::Planned& Engine::plan(const CollKey& key, const workloads::Collect
 const Evaluation& Engine::evaluate(const CollKey& key, const workloads::CollectiveOp& coll) {
   auto it = evaluations_.find(key);
   if (it != evaluations_.end()) return it->second;
+  EvaluationCache* cache = options_.evaluations.get();
+  EvaluationCache::Collective shared;
+  if (cache != nullptr) {
+    shared = {program_.comms[key.comm].groups, key.type, key.bytes, coll.matrix != nullptr ? *coll.matrix : std::vector<double>{},
+              key.max_nodes};
+    if (const Evaluation* hit = cache->find(shared)) return evaluations_.emplace(key, *hit).first->second;
+  }
   // Flow keeps the phases for the instances to come; analytical evaluates each key once.
   Planned dropped;
   const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
-  Evaluation ev = closed_.collective(planned.groups, planned.algorithm);
+  Evaluation ev = closed().collective(planned.groups, planned.algorithm);
+  if (cache != nullptr) cache->insert(std::move(shared), ev);
   return evaluations_.emplace(key, std::move(ev)).first->second;
+}
+
+Evaluation Engine::send_closed_form(uint32_t src, uint32_t dst, double bytes, const Phase& p) {
+  EvaluationCache* cache = options_.evaluations.get();
+  if (cache == nullptr) return closed().send(p);
+  EvaluationCache::Send key{program_.lanes[src].ranks, program_.lanes[dst].ranks, bytes};
+  if (const Evaluation* hit = cache->find(key)) return *hit;
+  Evaluation ev = closed().send(p);
+  cache->insert(std::move(key), ev);
+  return ev;
 }
 
 // Bytes per link over the step: each distinct collective and send, times its uses.
@@ -607,7 +625,7 @@ void Engine::account_links() {
   for (const auto& [key, n] : p2p_uses_) {
     auto it = p2p_memo_.find(key);
     if (it == p2p_memo_.end())
-      it = p2p_memo_.emplace(key, closed_.send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
+      it = p2p_memo_.emplace(key, closed().send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
     add(it->second, n);
   }
   // By link name: link ids are positions in the platform's name order.

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <set>
 #include <string>
@@ -114,7 +115,7 @@ public:
   Engine(const Platform& platform, const Program& program, const CostModel& cost, const AlgorithmSelector& selector,
          const ExecutorOptions& options)
       : platform_(platform), program_(program), cost_(cost), selector_(selector), options_(options),
-        analytical_(options.fidelity == Fidelity::Analytical), closed_(platform) {}
+        analytical_(options.fidelity == Fidelity::Analytical) {}
 
   ExecutionTrace run();
 
@@ -217,6 +218,9 @@ private:
   Planned plan_phases(uint32_t comm, const workloads::CollectiveOp& coll) const;
   const Planned& plan(const CollKey& key, const workloads::CollectiveOp& coll);
   const Evaluation& evaluate(const CollKey& key, const workloads::CollectiveOp& coll);
+  // The closed form of a send of p's transfers from lane src to lane dst (from the shared
+  // cache when there is one).
+  Evaluation send_closed_form(uint32_t src, uint32_t dst, double bytes, const Phase& p);
   void account_links();
 
   void check_finished();
@@ -263,7 +267,13 @@ private:
   std::unordered_map<const std::vector<double>*, uint32_t> matrix_ids_;
   std::map<CollKey, Planned> planned_;
   // Closed forms and link accounting.
-  ClosedForm closed_;
+  // Made on first use: its per-link arrays (S3: 100,000 links) are not needed by a run
+  // whose closed forms all come from a shared EvaluationCache.
+  std::optional<ClosedForm> closed_;
+  ClosedForm& closed() {
+    if (!closed_) closed_.emplace(platform_);
+    return *closed_;
+  }
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
   // Per collective key: instances started, the op (for account_links) and its evaluation

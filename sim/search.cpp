@@ -190,6 +190,10 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
   CostModel cost(platform.spec(), platform.calibration());
   SteadyStateOptions steady;
   steady.enabled = !req.exact;
+  // Plans share collectives (same groups, type and size), and the shorter steps a plan is
+  // extrapolated from share all of theirs: closed forms are computed once per worker.
+  ExecutorOptions exec = session.exec;
+  exec.evaluations = std::make_shared<EvaluationCache>();
   // One plan: its row, or why it could not be generated.
   auto evaluate = [&](size_t i) -> ordered_json {
     const auto& c = candidates[i];
@@ -203,7 +207,7 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
       est = estimate_step(w, platform.size(), [&](const wl::config::Workload& shorter) {
         const wl::Program program = wl::generate(shorter, platform.size(), session.gen);
         peak = cost.peak(program.precision);
-        return session.execute_program(program, session.exec).step_time;
+        return session.execute_program(program, exec).step_time;
       }, steady);
     } catch (const core::InputError& e) {
       return {{"skipped", std::string(e.what())}};

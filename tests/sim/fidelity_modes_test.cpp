@@ -231,6 +231,75 @@ TEST(Analytical, ComputeOpsOfManyShapesTakeTheCostModelsTimeEach) {
   EXPECT_NEAR(out[0], expected, 1e-12 * expected);
 }
 
+TEST(Analytical, SharedClosedFormsGiveTheSameRunAndAreKeptPerAlgorithmSelection) {
+  // Plan search shares closed forms between runs (ExecutorOptions::evaluations). The same
+  // program run twice with one cache: the same step and the same bytes on the same links
+  // as without it, the second run computing none of its closed forms. A run with another
+  // all-reduce algorithm forced starts the cache afresh and matches its own run without.
+  auto xml = simtest::make_platform("H800", 8);
+  const auto program = workloads::synthetic_moe(64, 4, 1e-3, 32 * MiB, 256 * MiB);
+  auto out = simtest::in_child([&] {
+    auto engine = simtest::make_engine();
+    core::Overrides none;
+    auto platform = sim::Platform::load(*engine, xml, none);
+    sim::CostModel cost(platform.spec(), platform.calibration());
+    sim::AlgorithmSelector ring, tree;
+    auto forced = simtest::overrides({"sim.algo.all_reduce=ring"});
+    ring.configure(forced);
+    forced = simtest::overrides({"sim.algo.all_reduce=tree"});
+    tree.configure(forced);
+    sim::ExecutorOptions plain;
+    plain.fidelity = sim::Fidelity::Analytical;
+    sim::ExecutorOptions shared = plain;
+    shared.evaluations = std::make_shared<sim::EvaluationCache>();
+    const auto a = sim::execute(platform, program, cost, ring, plain);
+    const auto b = sim::execute(platform, program, cost, ring, shared);
+    const double kept = static_cast<double>(shared.evaluations->size());
+    const double hits_first = static_cast<double>(shared.evaluations->hits());
+    const auto c = sim::execute(platform, program, cost, ring, shared);
+    const double hits_second = static_cast<double>(shared.evaluations->hits()) - hits_first;
+    const auto d = sim::execute(platform, program, cost, tree, plain);
+    const auto e = sim::execute(platform, program, cost, tree, shared);
+    return std::vector<double>{a.step_time, b.step_time, c.step_time, d.step_time, e.step_time, kept, hits_first, hits_second,
+                               a.link_bytes == c.link_bytes ? 1.0 : 0.0, d.link_bytes == e.link_bytes ? 1.0 : 0.0,
+                               static_cast<double>(a.transfers), static_cast<double>(c.transfers)};
+  });
+  ASSERT_EQ(out.size(), 12u);
+  EXPECT_EQ(out[1], out[0]);  // bit for bit
+  EXPECT_EQ(out[2], out[0]);
+  EXPECT_EQ(out[4], out[3]);
+  EXPECT_NE(out[3], out[0]);  // the forced tree is another closed form, not the ring's
+  EXPECT_GE(out[5], 2);       // the all-to-all and the all-reduce at least
+  EXPECT_EQ(out[6], 0);       // the first run found nothing
+  EXPECT_EQ(out[7], out[5]);  // the second found every closed form it needed
+  EXPECT_EQ(out[8], 1);
+  EXPECT_EQ(out[9], 1);
+  EXPECT_EQ(out[10], out[11]);
+}
+
+TEST(EvaluationCache, StartsAfreshPastItsSizeAndOnAnotherSelection) {
+  auto xml = simtest::make_platform("H800", 1);
+  auto out = simtest::in_child([&] {
+    auto engine = simtest::make_engine();
+    core::Overrides none;
+    auto platform = sim::Platform::load(*engine, xml, none);
+    sim::EvaluationCache cache;
+    cache.bind(platform, "a");
+    sim::Evaluation big;
+    big.link_bytes.assign(sim::EvaluationCache::kMaxLinkEntries / 2 + 1, {0u, 1.0});
+    cache.insert(sim::EvaluationCache::Collective{{{0, 1}}, 0, 1.0, {}, 0}, big);
+    const double one = static_cast<double>(cache.size());
+    cache.bind(platform, "a");  // same platform and selection: kept
+    const double kept = static_cast<double>(cache.size());
+    cache.insert(sim::EvaluationCache::Collective{{{0, 1}}, 0, 2.0, {}, 0}, big);  // over the limit: afresh
+    const double after = static_cast<double>(cache.size());
+    const double found_old = cache.find(sim::EvaluationCache::Collective{{{0, 1}}, 0, 1.0, {}, 0}) != nullptr ? 1 : 0;
+    cache.bind(platform, "b");  // another selection
+    return std::vector<double>{one, kept, after, found_old, static_cast<double>(cache.size())};
+  });
+  EXPECT_EQ(out, (std::vector<double>{1, 1, 1, 0, 0}));
+}
+
 TEST(Progress, CallbackSeesMonotoneSimulatedTimeAndOpCounts) {
   auto xml = simtest::make_platform("H800", 2);
   auto program = workloads::synthetic_moe(16, 4, 1e-3, 8 * MiB, 64 * MiB);

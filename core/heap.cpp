@@ -11,6 +11,10 @@
 
 namespace tcsim::core {
 
+namespace {
+HeapRange marked;  // what back_heap_with_huge_pages marked
+}  // namespace
+
 HeapRange back_heap_with_huge_pages() noexcept {
 #ifdef MADV_HUGEPAGE
   // glibc's largest mmap threshold is 32 MiB; blocks under it come from the heap, which
@@ -35,10 +39,27 @@ HeapRange back_heap_with_huge_pages() noexcept {
   const auto end = reinterpret_cast<uintptr_t>(hi);
   if (hi == reinterpret_cast<char*>(-1) || end <= begin) return {};
   if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) != 0) return {};
-  return {begin, end};
+  marked = {begin, end};
+  return marked;
 #else
   return {};
 #endif
+}
+
+uintptr_t start_child_heap_on_fresh_huge_page() noexcept {
+  if (marked.end <= marked.begin) return 0;
+  // The free top chunk runs from here to the break (freed memory is never trimmed: see
+  // back_heap_with_huge_pages); a block taken from its start moves it.
+  const struct mallinfo2 info = mallinfo2();
+  const auto brk_end = reinterpret_cast<uintptr_t>(sbrk(0));
+  if (brk_end == static_cast<uintptr_t>(-1) || info.keepcost > brk_end) return 0;
+  const uintptr_t top = brk_end - info.keepcost;
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20, kSlack = uintptr_t{64} << 10;  // room for chunk headers
+  const uintptr_t next = (top + kSlack + kHuge - 1) & ~(kHuge - 1);
+  if (top < marked.begin || next + kHuge > brk_end) return 0;
+  // Never freed: the child leaves with its results; only the block's header is written.
+  if (std::malloc(next - top - 2 * sizeof(size_t)) == nullptr) return 0;
+  return next;
 }
 
 }  // namespace tcsim::core

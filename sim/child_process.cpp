@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/heap.hpp"
 
 namespace tcsim::sim {
 using core::InputError;
@@ -37,6 +38,7 @@ Child start_child(const std::function<std::string()>& fn) {
     throw std::runtime_error(std::string("fork: ") + std::strerror(e));
   }
   if (pid == 0) {
+    core::start_child_heap_on_fresh_huge_page();  // not on the parent's huge pages (core/heap.hpp)
     close(fds[0]);
     std::string out;
     int code = 0;

@@ -47,6 +47,29 @@ TEST(HugePageHeap, MarksTheHeapAndMallocServesFromIt) {
   }
 }
 
+// A forked child's new blocks start on a 2 MiB page of its own: the boundary returned is
+// 2 MiB-aligned, above everything the parent allocated, and the child's next blocks lie
+// right above it. (In a child: the heap is marked once per process.)
+TEST(HugePageHeap, ForkedChildStartsOnAFreshHugePage) {
+  if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled")) GTEST_SKIP() << "kernel without THP";
+  struct rlimit as {};
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY) GTEST_SKIP() << "address space limited (ulimit -v)";
+  EXPECT_EXIT(
+      {
+        const auto r = tcsim::core::back_heap_with_huge_pages();
+        if (r.end <= r.begin) std::exit(0);  // nothing marked: nothing to check
+        auto* parents = static_cast<char*>(std::malloc(300000));  // the parent's last block
+        std::memset(parents, 1, 300000);
+        const auto parent_end = reinterpret_cast<uintptr_t>(parents) + 300000;
+        const uintptr_t boundary = tcsim::core::start_child_heap_on_fresh_huge_page();
+        if (boundary == 0 || boundary % (uintptr_t{2} << 20) != 0 || boundary < parent_end) std::exit(1);
+        const auto next = reinterpret_cast<uintptr_t>(std::malloc(100000));
+        if (next < boundary || next >= boundary + 4096) std::exit(2);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 // Under ulimit -v the heap is left as it is (the test runs in a child with the limit set).
 TEST(HugePageHeap, LeavesALimitedAddressSpaceAlone) {
   EXPECT_EXIT(

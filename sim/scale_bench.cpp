@@ -211,7 +211,19 @@ std::vector<std::string> scale_scenarios() {
 }
 
 std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity_name, int repeat) {
-  const Fidelity fidelity = parse_fidelity(fidelity_name, "--fidelity");
+  // "both": each scenario in flow, then analytical (issue 6: the analytical fidelity's
+  // agreement with flow and its speed-up, from one command).
+  std::vector<Fidelity> fidelities;
+  if (fidelity_name == "both") {
+    fidelities = {Fidelity::Flow, Fidelity::Analytical};
+  } else {
+    try {
+      fidelities = {parse_fidelity(fidelity_name, "--fidelity")};
+    } catch (const core::InputError&) {
+      throw core::InputError("--fidelity", "unknown fidelity '" + fidelity_name +
+                                               "'; valid: flow (SimGrid flows, the default), analytical (closed forms), both");
+    }
+  }
   if (repeat < 1 || repeat > 100) throw core::InputError("--repeat", std::to_string(repeat) + " runs; valid: 1 to 100");
   std::vector<ScaleRow> rows;
   auto all = scenarios();
@@ -232,6 +244,7 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
     // the GPU catalogue and the calibration tables (with protobuf's descriptors, 4 ms).
     // Each scenario's child inherits them; a sweep point or a searched plan pays them once.
     calibration_for(topology::find_gpu(s.gpu).family);
+    for (const Fidelity fidelity : fidelities) {
     ScaleRow best = run_scenario(s, fidelity);
     if (repeat > 1) {
       best.wall_runs = {best.wall_s};
@@ -253,8 +266,9 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
     }
     rows.push_back(std::move(best));
     const auto& r = rows.back();
-    std::fprintf(stderr, "%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(), r.status.c_str(),
-                 r.step_time_s, r.wall_s, r.rss_mib, r.events);
+    std::fprintf(stderr, "%s%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(),
+                 fidelities.size() > 1 ? (" " + r.fidelity).c_str() : "", r.status.c_str(), r.step_time_s, r.wall_s, r.rss_mib, r.events);
+    }
   }
   return rows;
 }
@@ -301,12 +315,25 @@ std::string family_of(const std::string& scenario) {
 
 }  // namespace
 
+std::vector<FidelityComparison> fidelity_comparison(const std::vector<ScaleRow>& rows) {
+  std::vector<FidelityComparison> out;
+  for (const auto& f : rows) {
+    if (f.fidelity != "flow" || f.status != "ok" || f.step_time_s <= 0) continue;
+    for (const auto& a : rows) {
+      if (a.scenario != f.scenario || a.fidelity != "analytical" || a.status != "ok" || a.wall_s <= 0) continue;
+      out.push_back({f.scenario, a.step_time_s / f.step_time_s - 1, f.wall_s, a.wall_s, f.wall_s / a.wall_s});
+    }
+  }
+  return out;
+}
+
 std::vector<CostGrowth> cost_growth(const std::vector<ScaleRow>& rows) {
   std::vector<std::string> order;
   std::map<std::string, std::vector<const ScaleRow*>> by_family;
   for (const auto& r : rows) {
-    const std::string f = family_of(r.scenario);
+    std::string f = family_of(r.scenario);
     if (f.empty() || r.status != "ok" || r.ranks < 256 || r.wall_s <= 0 || r.transfers == 0) continue;
+    if (r.fidelity != "flow") f += " (" + r.fidelity + ")";  // fitted apart from flow's
     if (by_family[f].empty()) order.push_back(f);
     by_family[f].push_back(&r);
   }
@@ -336,8 +363,10 @@ std::vector<CostGrowth> cost_growth(const std::vector<ScaleRow>& rows) {
 std::string format_scale_table(const std::vector<ScaleRow>& rows) {
   std::string s;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%-13s %6s %14s %9s %13s %9s %12s %24s  %s\n", "scenario", "ranks", "step time (s)", "wall (s)",
-                "user/sys (s)", "RSS (MiB)", "events/s", "platform/program/exec (s)", "status");
+  bool mixed = false;  // both fidelities: a column says which
+  for (const auto& r : rows) mixed = mixed || r.fidelity != rows.front().fidelity;
+  std::snprintf(buf, sizeof buf, "%-13s%s %6s %14s %9s %13s %9s %12s %24s  %s\n", "scenario", mixed ? " fidelity  " : "", "ranks",
+                "step time (s)", "wall (s)", "user/sys (s)", "RSS (MiB)", "events/s", "platform/program/exec (s)", "status");
   s += buf;
   for (const auto& r : rows) {
     const std::string status = r.status.substr(0, r.status.find('\n'));  // the full text is in --json
@@ -345,8 +374,17 @@ std::string format_scale_table(const std::vector<ScaleRow>& rows) {
     std::snprintf(stages, sizeof stages, "%.3f/%.3f/%.3f", r.platform_s, r.program_s, r.execute_s);
     char cpu[64];
     std::snprintf(cpu, sizeof cpu, "%.3f/%.3f", r.user_s, r.sys_s);
-    std::snprintf(buf, sizeof buf, "%-13s %6d %14.6g %9.3f %13s %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), r.ranks, r.step_time_s,
-                  r.wall_s, cpu, r.rss_mib, r.events_per_s, stages, status.c_str());
+    char fid[32] = "";
+    if (mixed) std::snprintf(fid, sizeof fid, " %-10s", r.fidelity.c_str());
+    std::snprintf(buf, sizeof buf, "%-13s%s %6d %14.6g %9.3f %13s %9.0f %12.0f %24s  %s\n", r.scenario.c_str(), fid, r.ranks,
+                  r.step_time_s, r.wall_s, cpu, r.rss_mib, r.events_per_s, stages, status.c_str());
+    s += buf;
+  }
+  const auto pairs = fidelity_comparison(rows);
+  if (!pairs.empty()) s += "analytical against flow (issue 6: within 5%, at least 100x faster):\n";
+  for (const auto& c : pairs) {
+    std::snprintf(buf, sizeof buf, "  %-13s step %+.2f%%, wall %.3f s / %.4f s = %.0fx\n", c.scenario.c_str(), 100 * c.step_difference,
+                  c.flow_wall_s, c.analytical_wall_s, c.speedup);
     s += buf;
   }
   size_t runs = 0;

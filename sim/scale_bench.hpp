@@ -41,8 +41,8 @@ struct ScaleRow {
 
 /// Scenario names in order (S1, S2, S3, S4-256, S4-1024, S5-...).
 std::vector<std::string> scale_scenarios();
-/// Runs the scenarios whose name starts with one of `only` (all when empty), each
-/// `repeat` times in a fresh process; a row reports the fastest run (on a shared machine the
+/// Runs the scenarios whose name starts with one of `only` (all when empty), in `fidelity`
+/// ("flow", "analytical", or "both": flow then analytical), each `repeat` times in a fresh process; a row reports the fastest run (on a shared machine the
 /// minimum is the steadiest estimate of the cost: interference only adds time). Runs of a
 /// scenario that simulate different step times make its status "nondeterministic".
 std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, const std::string& fidelity = "flow",
@@ -51,12 +51,22 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows);
 /// The table, then the cost growth of each family with two or more sizes (cost_growth).
 std::string format_scale_table(const std::vector<ScaleRow>& rows);
 
+/// A scenario run in both fidelities (`--fidelity both`): the analytical step's relative
+/// difference from flow's, both walls, and flow wall / analytical wall.
+struct FidelityComparison {
+  std::string scenario;
+  double step_difference = 0;
+  double flow_wall_s = 0, analytical_wall_s = 0;
+  double speedup = 0;
+};
+std::vector<FidelityComparison> fidelity_comparison(const std::vector<ScaleRow>& rows);
+
 /// How wall time grows in one family of scenarios (issue 6: "no faster than ranks x ops"):
 /// least-squares exponents of wall time against ranks and against transfers (the
 /// point-to-point transfers the step's communication comprises), over its rows that ran
 /// with 256 ranks or more (below that, fixed costs dominate).
 struct CostGrowth {
-  std::string family;  ///< "S1 weak scaling" (S1@256 ... S1), "S5-a2a", "S5-ar", "S4"
+  std::string family;  ///< "S1 weak scaling" (S1@256 ... S1), "S5-a2a", "S5-ar", "S4"; "(analytical)" appended for that fidelity's rows
   int min_ranks = 0, max_ranks = 0;
   size_t points = 0;
   double ranks_exponent = 0;

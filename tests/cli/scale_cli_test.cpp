@@ -104,6 +104,60 @@ TEST(BenchScale, TableFitsCostGrowth) {
   EXPECT_NE(out.find("~ transfers^", at), std::string::npos) << out;
 }
 
+// `--fidelity both`: each scenario in flow then analytical, and the table ends with the
+// analytical step's difference from flow's and the speed ratio (issue 6 item 4).
+TEST(BenchScale, BothFidelitiesCompareStepAndSpeed) {
+  const auto rows = bench("--only S4-256,S5-ar-8 --fidelity both");
+  ASSERT_EQ(rows.size(), 4u);
+  const char* order[][2] = {{"S4-256", "flow"}, {"S4-256", "analytical"}, {"S5-ar-8", "flow"}, {"S5-ar-8", "analytical"}};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(rows[i]["scenario"], order[i][0]);
+    EXPECT_EQ(rows[i]["fidelity"], order[i][1]);
+    EXPECT_EQ(rows[i]["status"], "ok");
+  }
+  // Alone on the network, every collective takes its closed form in both: the same step.
+  EXPECT_NEAR(rows[1]["step_time_s"].get<double>(), rows[0]["step_time_s"].get<double>(), 1e-9);
+  std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S4-256 --fidelity both 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  EXPECT_NE(out.find("S4-256        analytical"), std::string::npos) << out;
+  const auto at = out.find("analytical against flow");
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_NE(out.find("S4-256        step +0.00%, wall ", at), std::string::npos) << out;
+}
+
+TEST(FidelityComparison, StepDifferenceAndSpeedRatio) {
+  std::vector<tcsim::sim::ScaleRow> rows(3);
+  rows[0].scenario = "S1", rows[0].step_time_s = 10, rows[0].wall_s = 3;
+  rows[1].scenario = "S1", rows[1].fidelity = "analytical", rows[1].step_time_s = 9.9, rows[1].wall_s = 0.03;
+  rows[2].scenario = "S3", rows[2].step_time_s = 5, rows[2].wall_s = 1;  // flow only: no pair
+  const auto c = tcsim::sim::fidelity_comparison(rows);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].scenario, "S1");
+  EXPECT_NEAR(c[0].step_difference, -0.01, 1e-12);
+  EXPECT_NEAR(c[0].speedup, 100, 1e-9);
+  // Fitted apart: an analytical family is labelled as such.
+  std::vector<tcsim::sim::ScaleRow> fam;
+  for (int n : {256, 1024}) {
+    for (const char* f : {"flow", "analytical"}) {
+      tcsim::sim::ScaleRow r;
+      r.scenario = "S5-ar-" + std::to_string(n), r.fidelity = f, r.ranks = n, r.transfers = 10 * static_cast<size_t>(n);
+      r.wall_s = std::string(f) == "flow" ? 1e-3 * n : 1e-4 * std::sqrt(n);
+      fam.push_back(r);
+    }
+  }
+  const auto g = tcsim::sim::cost_growth(fam);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g[0].family, "S5-ar");
+  EXPECT_NEAR(g[0].ranks_exponent, 1.0, 1e-12);
+  EXPECT_EQ(g[1].family, "S5-ar (analytical)");
+  EXPECT_NEAR(g[1].ranks_exponent, 0.5, 1e-12);
+}
+
 TEST(CostGrowth, ExponentsOfAPowerLaw) {
   // wall = 1e-3 x ranks^1.5 and transfers = ranks^2: exponents 1.5 and 0.75, exactly.
   std::vector<tcsim::sim::ScaleRow> rows;

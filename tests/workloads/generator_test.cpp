@@ -591,3 +591,66 @@ TEST(Generator, GradReduceAfterBackwardExposesTheAllReduce) {
 }
 
 }  // namespace tcsim::workloads
+
+// workloads::validate rejects programs the executor could not finish, saying which lanes,
+// tag or communicator (Chakra traces and generator bugs alike).
+TEST(ProgramValidate, UnmatchedSendsReceivesAndCollectiveCountsAreNamed) {
+  using namespace tcsim::workloads;
+  auto two_lanes = [] {
+    Program p;
+    p.world_size = 2;
+    p.lanes.resize(2);
+    p.lanes[0].ranks = {0};
+    p.lanes[1].ranks = {1};
+    p.comms.push_back(Communicator{"pair", {{0, 1}}});
+    return p;
+  };
+  auto p2p = [](OpKind kind, uint32_t peer, uint32_t tag) {
+    Op op;
+    op.kind = kind;
+    op.stream = Stream::PpComm;
+    op.p2p.peer_lane = peer;
+    op.p2p.bytes = 1024;
+    op.p2p.tag = tag;
+    return op;
+  };
+  auto message = [](const Program& p) {
+    try {
+      validate(p, "test");
+    } catch (const tcsim::core::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("valid");
+  };
+  Program ok = two_lanes();
+  ok.lanes[0].ops = {p2p(OpKind::Send, 1, 7), p2p(OpKind::Send, 1, 7), p2p(OpKind::Send, 1, 9)};
+  ok.lanes[1].ops = {p2p(OpKind::Recv, 0, 9), p2p(OpKind::Recv, 0, 7), p2p(OpKind::Recv, 0, 7)};
+  EXPECT_EQ(message(ok), "valid");
+
+  Program send_only = ok;
+  send_only.lanes[1].ops.pop_back();  // one tag-7 receive short
+  EXPECT_NE(message(send_only).find("lane 0 -> lane 1 tag 7: 1 send(s) without a matching receive"), std::string::npos)
+      << message(send_only);
+  Program recv_only = ok;
+  recv_only.lanes[1].ops.push_back(p2p(OpKind::Recv, 0, 3));
+  recv_only.lanes[0].ops.push_back(p2p(OpKind::Send, 1, 2));
+  // Both unmatched; the first in (source, destination, tag) order is reported.
+  EXPECT_NE(message(recv_only).find("lane 0 -> lane 1 tag 2: 1 send(s) without a matching receive"), std::string::npos)
+      << message(recv_only);
+  recv_only.lanes[0].ops.pop_back();
+  EXPECT_NE(message(recv_only).find("lane 0 -> lane 1 tag 3: 1 receive(s) without a matching send"), std::string::npos)
+      << message(recv_only);
+
+  Program colls = two_lanes();
+  Op ar;
+  ar.kind = OpKind::Collective;
+  ar.stream = Stream::DpComm;
+  ar.coll.comm = 0;
+  ar.coll.bytes = 1024;
+  colls.lanes[0].ops = {ar, ar};
+  colls.lanes[1].ops = {ar};
+  EXPECT_NE(message(colls).find("communicator 'pair': lane 1 issues 1 collectives but another member issues 2"), std::string::npos)
+      << message(colls);
+  colls.lanes[1].ops.push_back(ar);
+  EXPECT_EQ(message(colls), "valid");
+}

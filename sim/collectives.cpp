@@ -58,6 +58,24 @@ std::vector<Group> by_node(const Group& g, const TopologyView& t) {
   return out;
 }
 
+// Whether no two members share a node.
+bool distinct_nodes(const Group& g, const TopologyView& t) {
+  thread_local std::vector<char> seen;
+  bool distinct = true;
+  size_t marked = 0;
+  for (; marked < g.size(); ++marked) {
+    const auto n = static_cast<size_t>(t.node_of_rank[static_cast<size_t>(g[marked])]);
+    if (n >= seen.size()) seen.resize(n + 1, 0);
+    if (seen[n] != 0) {
+      distinct = false;
+      break;
+    }
+    seen[n] = 1;
+  }
+  for (size_t i = 0; i < marked; ++i) seen[static_cast<size_t>(t.node_of_rank[static_cast<size_t>(g[i])])] = 0;
+  return distinct;
+}
+
 // Several nodes, each with the same number of members.
 bool uniform_multi_node(const std::vector<Group>& nodes) {
   if (nodes.size() < 2) return false;
@@ -73,6 +91,9 @@ bool uniform_multi_node(const Group& g, const TopologyView& t) { return uniform_
 // node's members rotated by c, so each channel leaves every node through a different
 // GPU (and NIC) and the inter-node traffic spreads over all rails, as NCCL's rings do.
 std::vector<Group> rings(const Group& g, const TopologyView& t) {
+  // One member per node (a data-parallel group under TP8): the one ring is the group in its
+  // order, as the general case below makes it, without splitting the group by node.
+  if (g.size() > 32 && distinct_nodes(g, t)) return {g};
   auto nodes = by_node(g, t);
   if (!uniform_multi_node(nodes)) return {g};
   const size_t G = nodes.front().size();

@@ -191,3 +191,36 @@ TEST(AllPairsPhase, ClosedFormOfTheMembersEqualsThatOfTheTransferList) {
   EXPECT_EQ(uneven[0].all_pairs, nullptr);
   EXPECT_EQ(uneven[0].transfers.size(), 32u * 31u);
 }
+
+// A ring over a group with one member per node (a data-parallel group under TP8) is the
+// group in its own order, one channel; a group with several members per node gets one ring
+// per local index, each rotated (NCCL channels over all rails).
+TEST(RingReduceScatter, OneMemberPerNodeIsOneRingInGroupOrder) {
+  sim::TopologyView topo;
+  for (int r = 0; r < 8 * 64; ++r) topo.node_of_rank.push_back(r / 8);
+  const sim::Algorithm* ring = nullptr;
+  for (const auto& a : sim::algorithms())
+    if (a.type == workloads::CollectiveType::ReduceScatter && a.name == "ring") ring = &a;
+  ASSERT_NE(ring, nullptr);
+  workloads::CollectiveOp op;
+  op.type = workloads::CollectiveType::ReduceScatter;
+  op.bytes = 48.0 * 1048576;
+  std::vector<int> group;  // rank 3 of 48 nodes, in a scrambled node order
+  for (int i = 0; i < 48; ++i) group.push_back(8 * ((i * 29) % 48) + 3);
+  const auto phases = ring->phases(group, op, topo);
+  ASSERT_EQ(phases.size(), 1u);
+  EXPECT_EQ(phases[0].repeat, 47u);
+  ASSERT_EQ(phases[0].transfers.size(), 48u);
+  for (size_t i = 0; i < 48; ++i) {
+    EXPECT_EQ(phases[0].transfers[i].src, group[i]);
+    EXPECT_EQ(phases[0].transfers[i].dst, group[(i + 1) % 48]);
+    EXPECT_EQ(phases[0].transfers[i].bytes, op.bytes / 48);
+  }
+  // Two members on each of 24 nodes: two rings (channels) of 48, each transfer 1/96.
+  std::vector<int> pairs;
+  for (int i = 0; i < 48; ++i) pairs.push_back(8 * (i / 2) + i % 2);
+  const auto two = ring->phases(pairs, op, topo);
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(two[0].transfers.size(), 96u);
+  EXPECT_EQ(two[0].transfers[0].bytes, op.bytes / 48 / 2);
+}

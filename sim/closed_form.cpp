@@ -6,17 +6,11 @@ namespace tcsim::sim {
 
 ClosedForm::ClosedForm(const Platform& platform) : platform_(platform) {
   const auto& links = platform.all_links();
-  const size_t n = links.size();
-  bandwidth_.reserve(n);
-  fatpipe_.reserve(n);
-  for (const LinkInfo& l : links) {
-    bandwidth_.push_back(l.bandwidth);
-    fatpipe_.push_back(l.fatpipe ? 1 : 0);
+  links_.resize(links.size());
+  for (size_t i = 0; i < links.size(); ++i) {
+    links_[i].bandwidth = links[i].bandwidth;
+    links_[i].fatpipe = links[i].fatpipe;
   }
-  load_.assign(n, 0.0);
-  in_phase_.assign(n, 0);
-  bytes_.assign(n, 0.0);
-  owner_.assign(n, 0);
 }
 
 // As one L07 parallel task of the phase's transfers on an otherwise idle network takes it:
@@ -30,29 +24,30 @@ double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
     platform_.route_ids(src, dst, route_, &lat);
     latency = std::max(latency, lat);
     for (uint32_t id : route_) {
-      if (in_phase_[id] == 0) {
-        in_phase_[id] = 1;
+      LinkState& l = links_[id];
+      if (!l.in_phase) {
+        l.in_phase = true;
         phase_links_.push_back(id);
       }
-      double& b = load_[id];
-      b = fatpipe_[id] != 0 ? std::max(b, bytes) : b + bytes;
+      l.load = l.fatpipe ? std::max(l.load, bytes) : l.load + bytes;
     }
   });
   double transfer = 0;
   const double reps = static_cast<double>(ph.repeat);
   for (uint32_t id : phase_links_) {
-    const double b = load_[id];
-    load_[id] = 0;
-    in_phase_[id] = 0;
-    transfer = std::max(transfer, b * ph.byte_scale / bandwidth_[id]);
+    LinkState& l = links_[id];
+    const double b = l.load;
+    l.load = 0;
+    l.in_phase = false;
+    transfer = std::max(transfer, b * ph.byte_scale / l.bandwidth);
     // Per link, phases add up in the order they come (group by group, phase by phase).
-    if (owner_[id] == 0) {
-      owner_[id] = group;
+    if (l.owner == 0) {
+      l.owner = group;
       ev_links_.push_back(id);
-    } else if (owner_[id] != group) {
+    } else if (l.owner != group) {
       ev.groups_disjoint = false;
     }
-    bytes_[id] += b * ph.byte_scale * reps;
+    l.bytes += b * ph.byte_scale * reps;
   }
   phase_links_.clear();
   return reps * (latency + transfer);
@@ -61,9 +56,9 @@ double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
 void ClosedForm::collect(Evaluation& ev) {
   ev.link_bytes.reserve(ev_links_.size());
   for (uint32_t id : ev_links_) {
-    ev.link_bytes.emplace_back(id, bytes_[id]);
-    bytes_[id] = 0;
-    owner_[id] = 0;
+    ev.link_bytes.emplace_back(id, links_[id].bytes);
+    links_[id].bytes = 0;
+    links_[id].owner = 0;
   }
   ev_links_.clear();
 }

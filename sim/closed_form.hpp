@@ -58,16 +58,21 @@ private:
   void collect(Evaluation& ev);
 
   const Platform& platform_;
-  std::vector<double> bandwidth_;  // per link id
-  std::vector<char> fatpipe_;      // per link id: limits each flow, not their sum
-  // Scratch, cleared after each use: the current phase's load per link and the links it
-  // touched; the evaluation's bytes per link, the group that first used each link (0: none)
-  // and the links it touched; one route.
-  std::vector<double> load_;
-  std::vector<char> in_phase_;
+  // Per link id, in one record (routing a phase's pairs touches each hop's record once,
+  // not six arrays): its bandwidth and sharing; scratch cleared after each use: the current
+  // phase's load on it, the evaluation's bytes on it, the group that first used it (0:
+  // none), whether the phase touched it.
+  struct LinkState {
+    double bandwidth = 0;
+    double load = 0;
+    double bytes = 0;
+    uint32_t owner = 0;
+    bool fatpipe = false;  // limits each flow, not their sum
+    bool in_phase = false;
+  };
+  std::vector<LinkState> links_;
+  // The links the phase and the evaluation touched; one route.
   std::vector<uint32_t> phase_links_;
-  std::vector<double> bytes_;
-  std::vector<uint32_t> owner_;
   std::vector<uint32_t> ev_links_;
   std::vector<uint32_t> route_;
 };

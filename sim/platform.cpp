@@ -112,9 +112,9 @@ void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* l
     if (src == dst) return;
     cluster_->route(src, dst, hops_);
     for (const auto& hop : hops_) {
-      const auto idx = static_cast<size_t>(hop.link);
-      ids.push_back(hop_ids_[2 * idx + (hop.up ? 0 : 1)]);
-      if (latency != nullptr) *latency += cluster_->links[idx].latency.value();
+      const HopId& h = hop_ids_[2 * static_cast<size_t>(hop.link) + (hop.up ? 0 : 1)];
+      ids.push_back(h.id);
+      if (latency != nullptr) *latency += h.latency;
     }
     return;
   }
@@ -170,7 +170,10 @@ Platform Platform::build(sg::Engine* engine, topology::Cluster cluster, core::Ov
       },
       before);
   p.hop_ids_.resize(p.id_hops_.size());
-  for (uint32_t id = 0; id < p.id_hops_.size(); ++id) p.hop_ids_[p.id_hops_[id]] = id;
+  for (uint32_t id = 0; id < p.id_hops_.size(); ++id) {
+    const uint32_t hop = p.id_hops_[id];
+    p.hop_ids_[hop] = HopId{id, cl[hop / 2].latency.value()};
+  }
   if (root != nullptr) root->seal();
   return p;
 }

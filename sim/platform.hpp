@@ -124,7 +124,14 @@ private:
   // i going up at 2i, going down at 2i + 1; and back, the hop (2i or 2i + 1) of each id.
   // XML platforms: link ids by SimGrid link (route_to gives links) and names by id.
   std::shared_ptr<const topology::Cluster> cluster_;
-  std::vector<uint32_t> hop_ids_, id_hops_;
+  // hop_ids_ holds each hop's id and its link's latency side by side: routing a
+  // collective's pairs reads one entry per hop instead of two scattered ones.
+  struct HopId {
+    uint32_t id = 0;
+    double latency = 0;
+  };
+  std::vector<HopId> hop_ids_;
+  std::vector<uint32_t> id_hops_;
   std::vector<std::string> names_;
   mutable std::vector<topology::Hop> hops_;  // scratch of route_ids
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;

@@ -61,6 +61,17 @@ nlohmann::json bench(const std::string& args) {
   std::ifstream in(out);
   return nlohmann::json::parse(in);
 }
+// The text table `bench scale ARGS` prints.
+std::string table(const std::string& args) {
+  std::string cmd = std::string(TCSIM_BINARY) + " bench scale " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return "";
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << cmd << "\n" << out;
+  return out;
+}
 }  // namespace
 
 // Issue 6 item 4: the analytical fidelity within 5% of the default (flow) on S1, S2, S3
@@ -92,13 +103,7 @@ TEST(BenchScale, AnalyticalAgreesWithFlow) {
 // The table ends with how wall time grows in each family with two or more sizes of at
 // least 256 ranks, against ranks and against transfers (issue 6's cost-growth target).
 TEST(BenchScale, TableFitsCostGrowth) {
-  std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S5-ar-8,S5-ar-256,S5-ar-1024 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  ASSERT_EQ(pclose(p), 0) << out;
+  const std::string out = table("--only S5-ar-8,S5-ar-256,S5-ar-1024");
   const auto at = out.find("S5-ar            2 sizes, 256-1024 ranks: wall ~ ranks^");
   ASSERT_NE(at, std::string::npos) << out;  // the 8-rank row is left out of the fit
   EXPECT_NE(out.find("~ transfers^", at), std::string::npos) << out;
@@ -117,13 +122,7 @@ TEST(BenchScale, BothFidelitiesCompareStepAndSpeed) {
   }
   // Alone on the network, every collective takes its closed form in both: the same step.
   EXPECT_NEAR(rows[1]["step_time_s"].get<double>(), rows[0]["step_time_s"].get<double>(), 1e-9);
-  std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S4-256 --fidelity both 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  ASSERT_EQ(pclose(p), 0) << out;
+  const std::string out = table("--only S4-256 --fidelity both");
   EXPECT_NE(out.find("S4-256        analytical"), std::string::npos) << out;
   const auto at = out.find("analytical against flow");
   ASSERT_NE(at, std::string::npos) << out;

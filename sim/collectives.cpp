@@ -91,9 +91,10 @@ bool uniform_multi_node(const Group& g, const TopologyView& t) { return uniform_
 // node's members rotated by c, so each channel leaves every node through a different
 // GPU (and NIC) and the inter-node traffic spreads over all rails, as NCCL's rings do.
 std::vector<Group> rings(const Group& g, const TopologyView& t) {
-  // One member per node (a data-parallel group under TP8): the one ring is the group in its
-  // order, as the general case below makes it, without splitting the group by node.
-  if (g.size() > 32 && distinct_nodes(g, t)) return {g};
+  // One node (a tensor-parallel group), or one member per node (a data-parallel group under
+  // TP8): the one ring is the group in its order, as the general case below makes it,
+  // without splitting the group by node.
+  if (single_node(g, t) || (g.size() > 32 && distinct_nodes(g, t))) return {g};
   auto nodes = by_node(g, t);
   if (!uniform_multi_node(nodes)) return {g};
   const size_t G = nodes.front().size();

@@ -96,35 +96,27 @@ void EvaluationCache::bind(const Platform& platform, const std::string& selectio
   entries_ = 0;
 }
 
-const Evaluation* EvaluationCache::find(const Collective& key) const {
-  auto it = collectives_.find(key);
-  if (it == collectives_.end()) return nullptr;
+template <class Map>
+const Evaluation* EvaluationCache::lookup(const Map& map, const typename Map::key_type& key) const {
+  auto it = map.find(key);
+  if (it == map.end()) return nullptr;
   ++hits_;
   return &it->second;
 }
 
-const Evaluation* EvaluationCache::find(const Send& key) const {
-  auto it = sends_.find(key);
-  if (it == sends_.end()) return nullptr;
-  ++hits_;
-  return &it->second;
+template <class Map>
+void EvaluationCache::keep(Map& map, typename Map::key_type key, const Evaluation& ev) {
+  if (entries_ + ev.link_bytes.size() > kMaxLinkEntries) {  // start afresh
+    collectives_.clear();
+    sends_.clear();
+    entries_ = 0;
+  }
+  if (map.try_emplace(std::move(key), ev).second) entries_ += ev.link_bytes.size();
 }
 
-void EvaluationCache::make_room(const Evaluation& ev) {
-  if (entries_ + ev.link_bytes.size() <= kMaxLinkEntries) return;
-  collectives_.clear();
-  sends_.clear();
-  entries_ = 0;
-}
-
-void EvaluationCache::insert(Collective key, const Evaluation& ev) {
-  make_room(ev);
-  if (collectives_.try_emplace(std::move(key), ev).second) entries_ += ev.link_bytes.size();
-}
-
-void EvaluationCache::insert(Send key, const Evaluation& ev) {
-  make_room(ev);
-  if (sends_.try_emplace(std::move(key), ev).second) entries_ += ev.link_bytes.size();
-}
+const Evaluation* EvaluationCache::find(const Collective& key) const { return lookup(collectives_, key); }
+const Evaluation* EvaluationCache::find(const Send& key) const { return lookup(sends_, key); }
+void EvaluationCache::insert(Collective key, const Evaluation& ev) { keep(collectives_, std::move(key), ev); }
+void EvaluationCache::insert(Send key, const Evaluation& ev) { keep(sends_, std::move(key), ev); }
 
 }  // namespace tcsim::sim

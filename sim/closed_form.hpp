@@ -114,7 +114,10 @@ public:
   static constexpr size_t kMaxLinkEntries = size_t{4} << 20;
 
 private:
-  void make_room(const Evaluation& ev);
+  template <class Map>
+  const Evaluation* lookup(const Map& map, const typename Map::key_type& key) const;
+  template <class Map>
+  void keep(Map& map, typename Map::key_type key, const Evaluation& ev);
   const Platform* platform_ = nullptr;
   size_t links_ = 0;
   std::string selection_;

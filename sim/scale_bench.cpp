@@ -197,6 +197,30 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   return row;
 }
 
+// The scenario run `repeat` times, each in a fresh process: the fastest run, every run's wall
+// time, and the status "nondeterministic" when two runs simulate different steps.
+ScaleRow run_repeated(const Scenario& s, Fidelity fidelity, int repeat) {
+  ScaleRow best = run_scenario(s, fidelity);
+  if (repeat <= 1) return best;
+  best.wall_runs = {best.wall_s};
+  for (int k = 1; k < repeat && best.status == "ok"; ++k) {
+    ScaleRow again = run_scenario(s, fidelity);
+    auto runs = std::move(best.wall_runs);
+    runs.push_back(again.wall_s);
+    if (again.status != "ok") {
+      best = std::move(again);
+    } else if (again.step_time_s != best.step_time_s) {
+      char why[128];
+      std::snprintf(why, sizeof why, "nondeterministic: step %.17g s, then %.17g s", best.step_time_s, again.step_time_s);
+      best.status = why;
+    } else if (again.wall_s < best.wall_s) {
+      best = std::move(again);
+    }
+    best.wall_runs = std::move(runs);
+  }
+  return best;
+}
+
 // `--only S4` selects S4-256 and S4-1024; `--only S1` selects S1 alone, not S1@256.
 bool selects(const std::string& only, const std::string& name) {
   return name == only || (name.rfind(only, 0) == 0 && (name[only.size()] == '-' || only.back() == '-'));
@@ -245,29 +269,11 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
     // Each scenario's child inherits them; a sweep point or a searched plan pays them once.
     calibration_for(topology::find_gpu(s.gpu).family);
     for (const Fidelity fidelity : fidelities) {
-    ScaleRow best = run_scenario(s, fidelity);
-    if (repeat > 1) {
-      best.wall_runs = {best.wall_s};
-      for (int k = 1; k < repeat && best.status == "ok"; ++k) {
-        ScaleRow again = run_scenario(s, fidelity);
-        auto runs = std::move(best.wall_runs);
-        runs.push_back(again.wall_s);
-        if (again.status != "ok") {
-          best = std::move(again);
-        } else if (again.step_time_s != best.step_time_s) {
-          char why[128];
-          std::snprintf(why, sizeof why, "nondeterministic: step %.17g s, then %.17g s", best.step_time_s, again.step_time_s);
-          best.status = why;
-        } else if (again.wall_s < best.wall_s) {
-          best = std::move(again);
-        }
-        best.wall_runs = std::move(runs);
-      }
-    }
-    rows.push_back(std::move(best));
-    const auto& r = rows.back();
-    std::fprintf(stderr, "%s%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(),
-                 fidelities.size() > 1 ? (" " + r.fidelity).c_str() : "", r.status.c_str(), r.step_time_s, r.wall_s, r.rss_mib, r.events);
+      rows.push_back(run_repeated(s, fidelity, repeat));
+      const auto& r = rows.back();
+      std::fprintf(stderr, "%s%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(),
+                   fidelities.size() > 1 ? (" " + r.fidelity).c_str() : "", r.status.c_str(), r.step_time_s, r.wall_s, r.rss_mib,
+                   r.events);
     }
   }
   return rows;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -183,6 +184,16 @@ TEST(BenchScale, UnknownScenarioIsAnError) {
   std::string cmd = std::string(TCSIM_BINARY) + " bench scale --only S9 >/dev/null 2>&1";
   int status = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(status), 2);
+  // An unknown fidelity names the three valid ones, exit code 2.
+  const auto err = std::filesystem::temp_directory_path() / ("tcsim-bench-err-" + std::to_string(getpid()));
+  cmd = std::string(TCSIM_BINARY) + " bench scale --only S5-ar-8 --fidelity fast >/dev/null 2>" + err.string();
+  status = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  std::ifstream in(err);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("error: --fidelity: unknown fidelity 'fast'; valid: flow"), std::string::npos) << text;
+  EXPECT_NE(text.find("both"), std::string::npos) << text;
+  std::filesystem::remove(err);
 }
 
 // `--repeat N`: each scenario N times in fresh processes, the row is the fastest run (the

@@ -265,7 +265,7 @@ void Generator::moe_block(Seg& s, uint32_t lane, int64_t l, const LayerFlops& f,
   }
   const uint32_t e = s.chain(compute_op(L + "experts " + dir, k * sh.tokens * f.routed_experts * load / d(tp_), ComputeClass::ExpertGemm, prec_));
   const int64_t experts_per_rank = std::max<int64_t>(1, m_.moe().routed_experts() / ep_);
-  s.ops[e].compute.m = static_cast<uint64_t>(sh.tokens * d(f.top_k) * load / d(experts_per_rank));
+  s.ops[e].compute.m = static_cast<uint32_t>(std::min(4294967295.0, sh.tokens * d(f.top_k) * load / d(experts_per_rank)));
   if (has(kTp, lane)) {
     s.chain(coll_op(L + "expert tp reduce-scatter " + dir, CollectiveType::ReduceScatter, kTp, lane, recv_tokens_bytes, Stream::TpComm,
                     CommCategory::TpReduceScatter));

@@ -58,16 +58,18 @@ const char* to_string(Stream s);
 const char* to_string(Precision p);
 const char* to_string(ComputeClass c);
 
-// Members ordered by size so that they pack (56 bytes instead of 64): S1 holds 123,440 ops,
+// Members ordered so that they pack into 40 bytes (an op into 64): S1 holds 145,040 ops,
 // and in analytical fidelity touching their memory is a large part of a run.
 struct ComputeOp {
   double flops = 0;          ///< FLOP of one rank
   double hbm_bytes = 0;      ///< bytes read+written from HBM by one rank
-  /// GEMM shape hint for efficiency curves (M x N x K; 0 when unknown).
-  uint64_t m = 0, n = 0, k = 0;
-  double fixed_seconds = -1;  ///< >= 0: duration fixed by a trace, ignore flops
+  /// GEMM shape (M x N x K; 0 when unknown): carried to and from Chakra traces, not used by
+  /// the cost model. 32 bits: GEMM dimensions of one rank's kernels are far below 2^32
+  /// (the Chakra reader refuses larger ones).
+  uint32_t m = 0, n = 0, k = 0;
   ComputeClass cls = ComputeClass::Gemm;
   Precision precision = Precision::BF16;
+  double fixed_seconds = -1;  ///< >= 0: duration fixed by a trace, ignore flops
 };
 
 struct CollectiveOp {
@@ -202,7 +204,7 @@ private:
 /// and Memory, `coll` for Collective, `p2p` for Send and Recv; readers check `kind` first.
 /// The three parts share their storage (an anonymous union): side by side they made an op
 /// 144 bytes, and S1's 123,440 ops are generated, copied and read on every run, where the
-/// first touch of each page costs more than the work on it (docs/PERFORMANCE.md); now 80.
+/// first touch of each page costs more than the work on it (docs/PERFORMANCE.md); now 64.
 ///
 /// A default op is a compute op, and because ComputeOp's defaults are zero bits wherever
 /// CollectiveOp and P2POp have fields (static_asserts below), it also reads as a default
@@ -231,8 +233,10 @@ static_assert(std::is_trivially_copyable_v<ComputeOp> && std::is_trivially_copya
               std::is_trivially_copyable_v<P2POp>);
 static_assert(std::numeric_limits<double>::is_iec559, "0.0 must be all zero bits");
 static_assert(offsetof(ComputeOp, fixed_seconds) >= sizeof(CollectiveOp) && offsetof(ComputeOp, fixed_seconds) >= sizeof(P2POp),
-              "the collective and p2p parts must overlap only zero-initialised compute fields (flops, hbm_bytes, m, n, k)");
-static_assert(sizeof(Op) <= 80, "an op grew: S1 holds 123,440 of them");
+              "the collective and p2p parts must overlap only zero-initialised compute fields (flops, hbm_bytes, m, n, k, "
+              "and cls and precision, whose defaults are 0)");
+static_assert(static_cast<int>(ComputeClass::Gemm) == 0 && static_cast<int>(Precision::BF16) == 0);
+static_assert(sizeof(Op) <= 64, "an op grew: S1 holds 145,040 of them");
 
 /// Groups of physical ranks that run one collective together. All groups of a
 /// communicator execute each of its collectives concurrently (they are replicas).

@@ -179,6 +179,19 @@ TEST_F(ChakraBadInput, AttributeOfWrongForm) {
   EXPECT_THAT(e, HasSubstr("attribute comm_size holds string_val, expected an integer"));
 }
 
+// tcsim's GEMM shape attributes hold 32-bit dimensions; a larger (or negative) one is an
+// error, not a wrapped or truncated number.
+TEST_F(ChakraBadInput, GemmDimensionPast32Bits) {
+  edit_rank(ring, 6, [](chakra::EtFile& f) {
+    auto* a = f.nodes[5].add_attr();
+    a->set_name("tcsim_m");
+    a->set_int64_val(int64_t{1} << 32);
+  });
+  std::string e = read_error(ring);
+  EXPECT_THAT(e, HasSubstr("ring.6.et: node 5 ('COMP_NODE_tb0_step3')"));
+  EXPECT_THAT(e, HasSubstr("attribute tcsim_m is 4294967296; a GEMM dimension is 0 (unknown) to 4294967295"));
+}
+
 TEST_F(ChakraBadInput, UnsupportedCollective) {
   for (int r = 0; r < 8; ++r)
     edit_rank(ar, r, [](chakra::EtFile& f) {

@@ -73,7 +73,9 @@ TEST(ChakraReader, SendRecvRingAllReduce8Ranks) {
     int sends = 0, recvs = 0, comps = 0;
     for (size_t i = 0; i < lane.ops.size(); ++i) {
       const Op& op = lane.ops[i];
-      if (i > 0) EXPECT_EQ(op.deps, std::vector<uint32_t>{static_cast<uint32_t>(i - 1)}) << "chain at op " << i;
+      if (i > 0) {
+        EXPECT_EQ(op.deps, std::vector<uint32_t>{static_cast<uint32_t>(i - 1)}) << "chain at op " << i;
+      }
       switch (op.kind) {
         case OpKind::Send:
           ++sends;
@@ -230,7 +232,9 @@ TEST(ChakraReader, HostSideOpsRunOnTheCpuStream) {
     } else if (op.kind == OpKind::Compute) {
       ++gpu_compute;
     }
-    if (op.kind == OpKind::Collective) EXPECT_EQ(op.stream, Stream::DpComm);
+    if (op.kind == OpKind::Collective) {
+      EXPECT_EQ(op.stream, Stream::DpComm);
+    }
   }
   EXPECT_GE(cpu, 14u);
   EXPECT_GT(gpu_compute, 0u);

@@ -156,7 +156,9 @@ void expect_same_structure(const Program& want, const Program& got) {
           EXPECT_EQ(*group_with(got, g.coll.comm, r), *group_with(want, w.coll.comm, r));
           EXPECT_EQ(g.coll.max_nodes, w.coll.max_nodes);
           EXPECT_EQ(g.coll.matrix == nullptr, w.coll.matrix == nullptr);
-          if (w.coll.matrix && g.coll.matrix) EXPECT_EQ(*g.coll.matrix, *w.coll.matrix);
+          if (w.coll.matrix && g.coll.matrix) {
+            EXPECT_EQ(*g.coll.matrix, *w.coll.matrix);
+          }
         } else {
           EXPECT_EQ(g.p2p.peer_lane, static_cast<uint32_t>(want.lanes[w.p2p.peer_lane].ranks[j]));
           EXPECT_EQ(g.p2p.bytes, want_sizes[l][i]);

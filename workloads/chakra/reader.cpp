@@ -36,6 +36,16 @@ CollectiveType collective_type(int t, const std::string& where) {
   }
 }
 
+// A GEMM dimension (tcsim_m/n/k): 0 (unknown) to 2^32 - 1.
+uint32_t gemm_dim(const Node& n, const char* name, const std::string& where) {
+  const int64_t v = int_attr(n, name, where).value_or(0);
+  if (v < 0 || v > static_cast<int64_t>(UINT32_MAX)) {
+    throw InputError(where, "attribute " + std::string(name) + " is " + std::to_string(v) +
+                                "; a GEMM dimension is 0 (unknown) to 4294967295");
+  }
+  return static_cast<uint32_t>(v);
+}
+
 template <class E>
 E enum_attr(const Node& n, const char* name, int count, E dflt, const std::string& where) {
   auto s = string_attr(n, name, where);
@@ -164,9 +174,9 @@ Program read_chakra(const std::string& prefix) {
           }
           c.cls = enum_attr(n, kClass, 5, c.cls, where);
           c.precision = enum_attr(n, kPrecision, 4, prog.precision, where);
-          c.m = static_cast<uint64_t>(int_attr(n, kM, where).value_or(0));
-          c.n = static_cast<uint64_t>(int_attr(n, kN, where).value_or(0));
-          c.k = static_cast<uint64_t>(int_attr(n, kK, where).value_or(0));
+          c.m = gemm_dim(n, kM, where);
+          c.n = gemm_dim(n, kN, where);
+          c.k = gemm_dim(n, kK, where);
           break;
         }
         case NodeKind::Collective: {

@@ -1,6 +1,8 @@
 #include "sim/platform.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <map>
@@ -83,12 +85,18 @@ std::vector<uint32_t> name_order(size_t n, NameOf name_of) {
   std::vector<Key> keys(n);
   for (uint32_t i = 0; i < n; ++i) {
     const auto [a, sa] = name_of(i);
+    unsigned char b[16] = {};
+    const size_t na = std::min<size_t>(a.size(), 16);
+    std::memcpy(b, a.data(), na);
+    std::memcpy(b + na, sa.data(), std::min(sa.size(), 16 - na));
     Key& k = keys[i];
-    k.at = i;
-    for (size_t j = 0; j < 16; ++j) {
-      const unsigned char ch = j < a.size() ? a[j] : j - a.size() < sa.size() ? sa[j - a.size()] : 0;
-      (j < 8 ? k.hi : k.lo) |= static_cast<uint64_t>(ch) << (8 * (7 - j % 8));
+    std::memcpy(&k.hi, b, 8);
+    std::memcpy(&k.lo, b + 8, 8);
+    if constexpr (std::endian::native == std::endian::little) {
+      k.hi = __builtin_bswap64(k.hi);
+      k.lo = __builtin_bswap64(k.lo);
     }
+    k.at = i;
   }
   std::sort(keys.begin(), keys.end(), [&name_of](const Key& x, const Key& y) {
     if (x.hi != y.hi) return x.hi < y.hi;
@@ -99,6 +107,26 @@ std::vector<uint32_t> name_order(size_t n, NameOf name_of) {
   });
   std::vector<uint32_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = keys[i].at;
+  return order;
+}
+
+// The name order of a cluster's link directions (input position 2i: link i's _UP, 2i + 1:
+// its _DOWN). When no link name holds '_', the order of base + "_UP" / base + "_DOWN"
+// between two links is that of their base + "_" (neither name can sort between the other's
+// two), and _DOWN sorts before _UP: the links are sorted, not their twice as many
+// directions. Otherwise every direction is sorted by its whole name.
+std::vector<uint32_t> direction_order(const std::vector<topology::Link>& cl) {
+  const bool plain = std::none_of(cl.begin(), cl.end(), [](const topology::Link& l) { return l.name.find('_') != std::string::npos; });
+  if (!plain) {
+    return name_order(2 * cl.size(), [&cl](uint32_t i) { return std::pair<std::string_view, std::string_view>(cl[i / 2].name, kDirection[i % 2]); });
+  }
+  const std::vector<uint32_t> links = name_order(cl.size(), [&cl](uint32_t i) { return std::pair<std::string_view, std::string_view>(cl[i].name, "_"); });
+  std::vector<uint32_t> order;
+  order.reserve(2 * links.size());
+  for (uint32_t i : links) {
+    order.push_back(2 * i + 1);  // _DOWN
+    order.push_back(2 * i);      // _UP
+  }
   return order;
 }
 
@@ -161,8 +189,9 @@ Platform Platform::build(sg::Engine* engine, topology::Cluster cluster, core::Ov
   // Input position i: cluster link i / 2, going up when i is even, as SimGrid lists the
   // split-duplex links (FabricZone::links()).
   const FabricZone* zone = p.fabric_;
-  p.id_hops_ = p.set_links(
-      2 * cl.size(),
+  p.id_hops_ = direction_order(cl);
+  p.set_links(
+      p.id_hops_,
       [&cl](uint32_t i) { return std::pair<std::string_view, std::string_view>(cl[i / 2].name, kDirection[i % 2]); },
       [&cl, zone](uint32_t i) {
         const topology::Link& l = cl[i / 2];
@@ -202,8 +231,9 @@ Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overr
                            l->get_sharing_policy() == sg::Link::SharingPolicy::FATPIPE});
   }
   p.names_ = std::move(names);
-  const auto order = p.set_links(
-      raw.size(), [&n = p.names_](uint32_t i) { return std::pair<std::string_view, std::string_view>(n[i], {}); },
+  const auto order = name_order(raw.size(), [&n = p.names_](uint32_t i) { return std::pair<std::string_view, std::string_view>(n[i], {}); });
+  p.set_links(
+      order, [&n = p.names_](uint32_t i) { return std::pair<std::string_view, std::string_view>(n[i], {}); },
       [&raw](uint32_t i) { return raw[i]; }, before);
   std::vector<std::string> by_id;
   by_id.reserve(order.size());
@@ -293,11 +323,10 @@ std::string Platform::link_name(uint32_t id) const {
 }
 
 template <class NameOf, class LinkAt>
-std::vector<uint32_t> Platform::set_links(size_t n, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before) {
+void Platform::set_links(const std::vector<uint32_t>& order, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before) {
   // By name: the executor reports link loads in this order instead of sorting them again.
-  const std::vector<uint32_t> order = name_order(n, name_of);
   links_.clear();
-  links_.reserve(n);
+  links_.reserve(order.size());
   for (uint32_t i : order) links_.push_back(link_at(i));
   for (uint32_t id = 0; id < links_.size(); ++id) {
     if (links_[id].bandwidth <= 0) {
@@ -323,7 +352,6 @@ std::vector<uint32_t> Platform::set_links(size_t n, NameOf name_of, LinkAt link_
     }
     if (l.sg != nullptr) l.sg->set_bandwidth(l.bandwidth);
   }
-  return order;
 }
 
 }  // namespace tcsim::sim

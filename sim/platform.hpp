@@ -104,13 +104,12 @@ private:
   void collect_hosts(simgrid::s4u::Engine& engine, simgrid::s4u::NetZone* parent);
   // gpu.* overrides on spec_, then calibration_ for its family.
   void apply_overrides(core::Overrides& overrides);
-  // Sorts the n links by name (name_of(input position): the name as two parts to join) into
-  // links_ (link_at(input position) gives one), checks them,
-  // re-rates nvlink/nic links where gpu.nvlink_bw / gpu.nic_bw moved spec_ away from
-  // `before`, applies the calibrated efficiencies (to the SimGrid links too). Returns each
-  // link's input position by id.
+  // Fills links_ in `order` (input positions in name order; link_at(input position) gives
+  // one, name_of(input position) its name as two parts to join), checks them, re-rates
+  // nvlink/nic links where gpu.nvlink_bw / gpu.nic_bw moved spec_ away from `before`,
+  // applies the calibrated efficiencies (to the SimGrid links too).
   template <class NameOf, class LinkAt>
-  std::vector<uint32_t> set_links(size_t n, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before);
+  void set_links(const std::vector<uint32_t>& order, NameOf name_of, LinkAt link_at, const topology::GpuSpec& before);
   std::string path_;
   std::vector<GpuHost> gpus_;
   int gpus_per_node_ = 0;

@@ -1,10 +1,12 @@
 #include "topology/cluster.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <queue>
 #include <stdexcept>
+#include <string_view>
 
 #include "core/error.hpp"
 #include "core/quantity.hpp"
@@ -148,6 +150,24 @@ std::pair<int, int> split_ports(int radix, double oversub, const std::string& wh
   return {down, up};
 }
 
+// "<a><x><b><y>" (e.g. "nvl-n" 12 "-g" 3) in one string, without the temporaries of
+// operator+ and std::to_string: a 16,384-GPU cluster names 53,000 GPUs and links.
+std::string numbered(std::string_view a, int x, std::string_view b, int y) {
+  char buf[64];
+  char* p = std::copy(a.begin(), a.end(), buf);
+  p = std::to_chars(p, buf + sizeof buf, x).ptr;
+  p = std::copy(b.begin(), b.end(), p);
+  p = std::to_chars(p, buf + sizeof buf, y).ptr;
+  return std::string(buf, p);
+}
+
+std::string numbered(std::string_view a, int x) {
+  char buf[48];
+  char* p = std::copy(a.begin(), a.end(), buf);
+  p = std::to_chars(p, buf + sizeof buf, x).ptr;
+  return std::string(buf, p);
+}
+
 }  // namespace
 
 const char* to_string(LinkKind kind) {
@@ -181,7 +201,7 @@ const std::vector<FabricOption>& fabric_options() {
 }
 
 std::string Cluster::host_name(int rank) const {
-  return "gpu-n" + std::to_string(node_of(rank)) + "-g" + std::to_string(index_of(rank));
+  return numbered("gpu-n", node_of(rank), "-g", index_of(rank));
 }
 
 void Cluster::route(int src, int dst, std::vector<Hop>& out) const {
@@ -311,7 +331,7 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
   for (int r = 0; r < n; ++r) c.vertex_names.push_back(c.host_name(r));
   const int nvsw0 = n;
   for (int d = 0; d < domains; ++d) {
-    c.vertex_names.push_back(fabric == "nvl72" ? "nvsw-d" + std::to_string(d) : "nvsw-n" + std::to_string(d));
+    c.vertex_names.push_back(numbered(fabric == "nvl72" ? "nvsw-d" : "nvsw-n", d));
   }
   auto add_vertex = [&](const std::string& name) {
     c.vertex_names.push_back(name);
@@ -319,12 +339,12 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
   };
   // Links: nvl-* (index = rank), nic-* (index = n + rank), then fab-*.
   for (int r = 0; r < n; ++r) {
-    c.links.push_back({"nvl-n" + std::to_string(c.node_of(r)) + "-g" + std::to_string(c.index_of(r)), gpu.nvlink_bw,
+    c.links.push_back({numbered("nvl-n", c.node_of(r), "-g", c.index_of(r)), gpu.nvlink_bw,
                        o.nvlink_latency / 2.0, LinkKind::nvlink, r, nvsw0 + c.domain_of(r)});
   }
   // nic endpoints are filled in per fabric below.
   for (int r = 0; r < n; ++r) {
-    c.links.push_back({"nic-n" + std::to_string(c.node_of(r)) + "-g" + std::to_string(c.index_of(r)), nic_bw,
+    c.links.push_back({numbered("nic-n", c.node_of(r), "-g", c.index_of(r)), nic_bw,
                        o.nic_latency / 2.0, LinkKind::nic, r, -1});
   }
   auto nvl = [](int r) { return r; };
@@ -418,8 +438,8 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
       pod_link.push_back(add_fab("fab-pod" + std::to_string(p), pod_up, pv, agg));
     }
     for (int t = 0; t < racks; ++t) {
-      int tv = add_vertex("tor-" + std::to_string(t));
-      tor_link.push_back(add_fab("fab-tor" + std::to_string(t), tor_up, tv, c.links[pod_link[static_cast<size_t>(t / o.racks_per_pod)]].a));
+      int tv = add_vertex(numbered("tor-", t));
+      tor_link.push_back(add_fab(numbered("fab-tor", t), tor_up, tv, c.links[pod_link[static_cast<size_t>(t / o.racks_per_pod)]].a));
     }
     for (int r = 0; r < n; ++r) c.links[nic(r)].b = c.links[tor_link[static_cast<size_t>(c.node_of(r) / npr)]].a;
     c.tiers.push_back({"tor", racks, tor_down, tor_up});

@@ -107,3 +107,25 @@ TEST(PlatformBuild, WithoutSimgridObjectsSameOnClos3AndNvl72) {
 TEST(PlatformBuild, WithoutSimgridObjectsSameWithOverrides) {
   expect_same(build_both("H800", 2, "multi-plane-fat-tree", {"gpu.nvlink_bw=300GBps", "gpu.nic_bw=100GBps"}), "overrides");
 }
+
+// Link ids are positions in name order whatever the names: the directions of a cluster are
+// ordered by sorting its links when no name holds '_' (generated clusters), else by sorting
+// every direction's whole name. Names that would break the shortcut ("x" beside "x_DOWNa":
+// "x_DOWN" < "x_DOWNa_DOWN" < "x_UP") still come out in order.
+TEST(PlatformBuild, LinkIdsAreInNameOrderWhateverTheNames) {
+  for (const bool underscores : {false, true}) {
+    core::Overrides o;
+    auto cluster = topology::build_cluster(topology::find_gpu("H800"), 2, 8, "single-switch", o);
+    if (underscores) {
+      cluster.links[0].name = "x";
+      cluster.links[1].name = "x_DOWNa";
+      cluster.links[2].name = "x_";
+      cluster.links[3].name = "w_UP";
+    }
+    const auto p = sim::Platform::build(std::move(cluster), o);
+    ASSERT_EQ(p.all_links().size(), 2u * 32u);
+    for (uint32_t i = 1; i < p.all_links().size(); ++i) {
+      EXPECT_LT(p.link_name(i - 1), p.link_name(i)) << "ids " << i - 1 << " and " << i << (underscores ? " (names with '_')" : "");
+    }
+  }
+}

@@ -297,6 +297,7 @@ void Generator::build_lane(uint32_t lane) {
   });
 
   std::map<SegKey, Seg> segs_built;
+  std::map<std::pair<const Seg*, const Seg*>, std::vector<std::pair<size_t, size_t>>> orders;
   std::vector<uint32_t> p2p_at(p2ps.size(), kNone);
   std::vector<uint32_t> step_last(steps.size(), kNone), step_first(steps.size(), kNone);
   std::map<std::tuple<int64_t, int64_t, int>, uint32_t> last_of;  // (mb, chunk, 0 F / 1 B) -> op
@@ -325,18 +326,20 @@ void Generator::build_lane(uint32_t lane) {
     // A compute step, or an overlapped F&B pair.
     const size_t i = ev.step;
     const bool pair = steps[i].overlap_next && i + 1 < steps.size();
-    std::vector<Seg> segs;
+    std::vector<const Seg*> segs;
+    std::vector<std::vector<uint32_t>> ext_of;
     for (size_t j = i; j <= (pair ? i + 1 : i); ++j) {
       const auto& x = steps[j];
       const bool last_mb = last_w[static_cast<size_t>(x.chunk)] == j;
       // A pass's segment depends on its micro-batch only through the micro-batch's images
-      // (none in text models): built once per kind of pass and copied (S1: 120
-      // micro-batches a lane; building spelt out every op's label again).
+      // (none in text models): built once per kind of pass and emitted from there (S1: 120
+      // micro-batches a lane; building spelt out every op's label again, and copying the
+      // segment before emitting it was a tenth of generating the program).
       const MicroBatchImages& im = images_[static_cast<size_t>(x.mb)];
       const SegKey key{static_cast<int>(x.pass), x.chunk, last_mb, im.images, im.patches, im.tokens, im.encoder_flops};
       auto built = segs_built.find(key);
       if (built == segs_built.end()) built = segs_built.emplace(key, pass_segment(lane, x, last_mb)).first;
-      Seg seg = built->second;
+      const Seg& seg = built->second;
       seg_hint_ = std::max(seg_hint_, seg.ops.size());
       // External deps of the pass's first op: its receives and its own earlier passes.
       std::vector<uint32_t> ext;
@@ -348,12 +351,13 @@ void Generator::build_lane(uint32_t lane) {
         auto it = last_of.find({x.mb, x.chunk, x.pass == Pass::W ? 1 : 0});
         if (it != last_of.end()) ext.push_back(it->second);
       }
-      if (!seg.ops.empty()) {
-        for (uint32_t g : ext) seg.ops.front().deps.push_back(g | kGlobal);
-      }
-      segs.push_back(std::move(seg));
+      segs.push_back(&seg);
+      ext_of.push_back(std::move(ext));
     }
-    emit(lane, segs, pair ? std::vector<size_t>{i, i + 1} : std::vector<size_t>{i}, step_first, step_last);
+    // The order depends on the segments only: kept per pair of them.
+    auto order = orders.find({segs.front(), segs.back()});
+    if (order == orders.end()) order = orders.emplace(std::make_pair(segs.front(), segs.back()), segment::emission_order(segs)).first;
+    emit(lane, segs, ext_of, order->second, pair ? std::vector<size_t>{i, i + 1} : std::vector<size_t>{i}, step_first, step_last);
     for (size_t j = i; j <= (pair ? i + 1 : i); ++j) {
       const auto& x = steps[j];
       if (step_last[j] != kNone) last_of[{x.mb, x.chunk, x.pass == Pass::F ? 0 : 1}] = step_last[j];
@@ -424,33 +428,37 @@ void Generator::build_lane(uint32_t lane) {
   }
 }
 
-// Appends segments to the lane in segment::emission_order: one in order, two interleaved
-// layer by layer or as DualPipe's overlapped pair.
-void Generator::emit(uint32_t lane, std::vector<Seg>& segs, const std::vector<size_t>& step_ids, std::vector<uint32_t>& step_first,
-                   std::vector<uint32_t>& step_last) {
+// Appends segments to the lane in `order` (segment::emission_order: one in order, two
+// interleaved layer by layer or as DualPipe's overlapped pair), the first op of segs[k]
+// also depending on the lane ops ext_of[k].
+void Generator::emit(uint32_t lane, const std::vector<const Seg*>& segs, const std::vector<std::vector<uint32_t>>& ext_of,
+                     const std::vector<std::pair<size_t, size_t>>& order, const std::vector<size_t>& step_ids,
+                     std::vector<uint32_t>& step_first, std::vector<uint32_t>& step_last) {
   auto& ops = p_.lanes[lane].ops;
   std::vector<std::vector<uint32_t>> map(segs.size());
-  for (size_t k = 0; k < segs.size(); ++k) map[k].assign(segs[k].ops.size(), kNone);
-  for (auto [k, i] : segment::emission_order(segs)) {
-    Op& op = segs[k].ops[i];
-    // Segment-local dependencies become lane indices, in place.
+  for (size_t k = 0; k < segs.size(); ++k) map[k].assign(segs[k]->ops.size(), kNone);
+  for (auto [k, i] : order) {
+    ops.push_back(segs[k]->ops[i]);
+    Op& op = ops.back();
+    // Segment-local dependencies become lane indices.
     for (uint32_t& dd : op.deps) dd = (dd & kGlobal) ? (dd & ~kGlobal) : map[k][dd];
+    if (i == 0)
+      for (uint32_t g : ext_of[k]) op.deps.push_back(g);
     std::sort(op.deps.begin(), op.deps.end());
     op.deps.truncate(static_cast<size_t>(std::unique(op.deps.begin(), op.deps.end()) - op.deps.begin()));
-    ops.push_back(std::move(op));
     map[k][i] = static_cast<uint32_t>(ops.size() - 1);
   }
   for (size_t k = 0; k < segs.size(); ++k) {
     const size_t st = step_ids[k];
-    if (!segs[k].ops.empty()) {
+    if (!segs[k]->ops.empty()) {
       step_first[st] = map[k][0];
-      step_last[st] = segs[k].last != kNone ? map[k][segs[k].last] : map[k].back();
+      step_last[st] = segs[k]->last != kNone ? map[k][segs[k]->last] : map[k].back();
     } else if (!ops.empty()) {
       step_last[st] = static_cast<uint32_t>(ops.size() - 1);
     }
   }
   for (size_t k = 0; k < segs.size(); ++k)
-    for (uint32_t g : segs[k].grads) grads_.push_back(map[k][g]);
+    for (uint32_t g : segs[k]->grads) grads_.push_back(map[k][g]);
 }
 
 }  // namespace generator_detail

@@ -129,7 +129,8 @@ private:
 
   // ------------------------------------------------------------------ one lane (generator.cpp)
   void build_lane(uint32_t lane);
-  void emit(uint32_t lane, std::vector<Seg>& segs, const std::vector<size_t>& step_ids, std::vector<uint32_t>& step_first,
+  void emit(uint32_t lane, const std::vector<const Seg*>& segs, const std::vector<std::vector<uint32_t>>& ext_of,
+            const std::vector<std::pair<size_t, size_t>>& order, const std::vector<size_t>& step_ids, std::vector<uint32_t>& step_first,
             std::vector<uint32_t>& step_last);
 
   const config::Workload& w_;

@@ -175,8 +175,10 @@ private:
     cap_ = kInline;
     size_ = 0;
   }
-  // Capacity for at least n, keeping the contents.
+  // Capacity for at least n (and more than inline), keeping the contents. The floor also
+  // tells GCC that the block is never empty (it warned of a copy into `new uint32_t[0]`).
   void grow(size_t n) {
+    n = std::max<size_t>(n, 2 * kInline);
     auto* p = new uint32_t[n];
     std::copy(begin(), end(), p);
     if (cap_ > kInline) delete[] u_.heap;

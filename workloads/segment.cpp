@@ -15,19 +15,19 @@ namespace {
 // the forward combine under the backward attention. segs[0] is the forward (the step
 // with overlap_next), segs[1] the backward. False when either has no all-to-all (dense
 // models keep the layer-by-layer interleave).
-bool dualpipe_order(const std::vector<Seg>& segs, std::vector<std::pair<size_t, size_t>>& order) {
+bool dualpipe_order(const std::vector<const Seg*>& segs, std::vector<std::pair<size_t, size_t>>& order) {
   if (segs.size() != 2) return false;
   std::vector<std::vector<std::pair<size_t, size_t>>> stretches(2);  // [begin, end) per segment
   for (size_t k = 0; k < 2; ++k) {
     size_t begin = 0;
-    for (size_t i = 0; i < segs[k].ops.size(); ++i) {
-      if (segs[k].ops[i].category == CommCategory::EpAllToAll) {
+    for (size_t i = 0; i < segs[k]->ops.size(); ++i) {
+      if (segs[k]->ops[i].category == CommCategory::EpAllToAll) {
         stretches[k].emplace_back(begin, i + 1);
         begin = i + 1;
       }
     }
     if (stretches[k].empty()) return false;
-    if (begin < segs[k].ops.size()) stretches[k].emplace_back(begin, segs[k].ops.size());
+    if (begin < segs[k]->ops.size()) stretches[k].emplace_back(begin, segs[k]->ops.size());
   }
   for (size_t u = 0; u < std::max(stretches[0].size(), stretches[1].size()); ++u)
     for (size_t k : {size_t{1}, size_t{0}})
@@ -38,7 +38,7 @@ bool dualpipe_order(const std::vector<Seg>& segs, std::vector<std::pair<size_t, 
 
 }  // namespace
 
-std::vector<std::pair<size_t, size_t>> emission_order(const std::vector<Seg>& segs) {
+std::vector<std::pair<size_t, size_t>> emission_order(const std::vector<const Seg*>& segs) {
   std::vector<std::pair<size_t, size_t>> order;  // (segment, op)
   if (dualpipe_order(segs, order)) return order;
   // Unit by unit: the ops of unit u of each segment, then unit u + 1.
@@ -46,9 +46,9 @@ std::vector<std::pair<size_t, size_t>> emission_order(const std::vector<Seg>& se
   size_t units = 0;
   for (size_t k = 0; k < segs.size(); ++k) {
     auto& b = bounds[k];
-    b = segs[k].units;
+    b = segs[k]->units;
     b.push_back(0);
-    b.push_back(segs[k].ops.size());
+    b.push_back(segs[k]->ops.size());
     std::sort(b.begin(), b.end());
     b.erase(std::unique(b.begin(), b.end()), b.end());
     units = std::max(units, b.size() - 1);

@@ -48,6 +48,6 @@ struct Seg {
 /// The (segment, op) pairs of segs in the order they go onto the lane: a single segment in
 /// order; two segments layer by layer (unit by unit), or, when both have EP all-to-alls,
 /// as DualPipe's overlapped forward & backward pair (segment.cpp).
-std::vector<std::pair<size_t, size_t>> emission_order(const std::vector<Seg>& segs);
+std::vector<std::pair<size_t, size_t>> emission_order(const std::vector<const Seg*>& segs);
 
 }  // namespace tcsim::workloads::segment

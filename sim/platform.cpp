@@ -138,12 +138,11 @@ void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* l
     // route resolution around it (common ancestors, a set of zones per call): closed forms
     // route every pair of a collective's phases (S1: 104,192).
     if (src == dst) return;
-    cluster_->route(src, dst, hops_);
-    for (const auto& hop : hops_) {
-      const HopId& h = hop_ids_[2 * static_cast<size_t>(hop.link) + (hop.up ? 0 : 1)];
+    cluster_->visit_route(src, dst, [&](int link, bool up) {
+      const HopId& h = hop_ids_[2 * static_cast<size_t>(link) + (up ? 0 : 1)];
       ids.push_back(h.id);
       if (latency != nullptr) *latency += h.latency;
-    }
+    });
     return;
   }
   std::vector<sg::Link*> links;

@@ -132,7 +132,6 @@ private:
   std::vector<HopId> hop_ids_;
   std::vector<uint32_t> id_hops_;
   std::vector<std::string> names_;
-  mutable std::vector<topology::Hop> hops_;  // scratch of route_ids
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
 };
 

@@ -206,7 +206,7 @@ std::string Cluster::host_name(int rank) const {
 
 void Cluster::route(int src, int dst, std::vector<Hop>& out) const {
   out.clear();
-  router(src, dst, out);
+  visit_route(src, dst, [&out](int link, bool up) { out.push_back({link, up}); });
 }
 
 int Cluster::link_count(LinkKind kind) const {
@@ -347,25 +347,22 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
     c.links.push_back({numbered("nic-n", c.node_of(r), "-g", c.index_of(r)), nic_bw,
                        o.nic_latency / 2.0, LinkKind::nic, r, -1});
   }
-  auto nvl = [](int r) { return r; };
   auto nic = [n](int r) { return n + r; };
   auto add_fab = [&](const std::string& name, core::BytesPerSecond bw, int a, int b) {
     c.links.push_back({name, bw, o.hop_latency, LinkKind::fabric, a, b});
     return static_cast<int>(c.links.size()) - 1;
   };
-
-  using Path = std::function<void(int, int, std::vector<Hop>&)>;
-  Path scale_out;
   const std::string where = "--fabric " + fabric;
+  Routing& rt = c.routing;
+  rt.gpus = n;
+  rt.gpus_per_node = G;
+  rt.domain_gpus = c.domain_gpus;
 
   if (fabric == "single-switch" || fabric == "nvl72") {
     int sw = add_vertex("switch");
     for (int r = 0; r < n; ++r) c.links[nic(r)].b = sw;
     c.tiers.push_back({"switch", 1, nic_bw * static_cast<double>(n), core::BytesPerSecond(0)});
-    scale_out = [nic](int s, int d, std::vector<Hop>& out) {
-      out.push_back({nic(s), true});
-      out.push_back({nic(d), false});
-    };
+    rt.scale_out = Routing::ScaleOut::Switch;
   } else if (fabric == "rail-fat-tree" || fabric == "multi-plane-fat-tree") {
     const bool planes = fabric == "multi-plane-fat-tree";
     auto [down, up] = split_ports(o.radix, o.oversubscription, where);
@@ -383,7 +380,8 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
     for (int p = 0; p < (planes ? G : 1); ++p) {
       core_vertex.push_back(add_vertex(planes ? "spine-p" + std::to_string(p) : "spine"));
     }
-    std::vector<int> leaf_link(static_cast<size_t>(G * leaves_per_rail));
+    std::vector<int>& leaf_link = rt.leaf_link;
+    leaf_link.assign(static_cast<size_t>(G * leaves_per_rail), 0);
     for (int g = 0; g < G; ++g) {
       for (int l = 0; l < leaves_per_rail; ++l) {
         std::string id = (planes ? "p" : "r") + std::to_string(g) + "-l" + std::to_string(l);
@@ -399,30 +397,9 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
     c.tiers.push_back({"leaf", G * leaves_per_rail, nic_bw * static_cast<double>(down), uplink});
     c.tiers.push_back({planes ? "spine (per plane)" : "spine", (planes ? G : 1) * up,
                        nic_bw * static_cast<double>(leaves_per_core), core::BytesPerSecond(0)});
-    auto leaf_of = [=](int r) { return (r % G) * leaves_per_rail + (r / G) / down; };
-    auto same_plane = [=](int s, int d, std::vector<Hop>& out) {
-      out.push_back({nic(s), true});
-      int ls = leaf_of(s), ld = leaf_of(d);
-      if (ls != ld) {
-        out.push_back({leaf_link[static_cast<size_t>(ls)], true});
-        out.push_back({leaf_link[static_cast<size_t>(ld)], false});
-      }
-      out.push_back({nic(d), false});
-    };
-    if (planes) {
-      // Planes are disjoint: go over the source's plane to the destination node's GPU
-      // of the same index, then forward over NVLink (as DeepEP does across nodes).
-      scale_out = [=](int s, int d, std::vector<Hop>& out) {
-        int m = (d / G) * G + s % G;
-        same_plane(s, m, out);
-        if (m != d) {
-          out.push_back({nvl(m), true});
-          out.push_back({nvl(d), false});
-        }
-      };
-    } else {
-      scale_out = same_plane;
-    }
+    rt.scale_out = planes ? Routing::ScaleOut::Planes : Routing::ScaleOut::RailTree;
+    rt.leaves_per_rail = leaves_per_rail;
+    rt.downlinks = down;
   } else if (fabric == "clos3") {
     const int npr = o.nodes_per_rack;
     const int racks = (nodes + npr - 1) / npr;
@@ -432,7 +409,7 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
     const core::BytesPerSecond pod_down = tor_up * static_cast<double>(o.racks_per_pod);
     const core::BytesPerSecond pod_up = pod_down / o.pod_oversubscription;
     int agg = add_vertex("aggregation");
-    std::vector<int> pod_link, tor_link;
+    std::vector<int>&pod_link = rt.pod_link, &tor_link = rt.tor_link;
     for (int p = 0; p < pods; ++p) {
       int pv = add_vertex("pod-" + std::to_string(p));
       pod_link.push_back(add_fab("fab-pod" + std::to_string(p), pod_up, pv, agg));
@@ -445,31 +422,10 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
     c.tiers.push_back({"tor", racks, tor_down, tor_up});
     c.tiers.push_back({"pod", pods, pod_down, pod_up});
     c.tiers.push_back({"aggregation", 1, pod_up * static_cast<double>(pods), core::BytesPerSecond(0)});
-    const int rpp = o.racks_per_pod;
-    scale_out = [=](int s, int d, std::vector<Hop>& out) {
-      int ts = (s / G) / npr, td = (d / G) / npr;
-      int ps = ts / rpp, pd = td / rpp;
-      out.push_back({nic(s), true});
-      if (ts != td) {
-        out.push_back({tor_link[static_cast<size_t>(ts)], true});
-        if (ps != pd) {
-          out.push_back({pod_link[static_cast<size_t>(ps)], true});
-          out.push_back({pod_link[static_cast<size_t>(pd)], false});
-        }
-        out.push_back({tor_link[static_cast<size_t>(td)], false});
-      }
-      out.push_back({nic(d), false});
-    };
+    rt.scale_out = Routing::ScaleOut::Clos3;
+    rt.nodes_per_rack = npr;
+    rt.racks_per_pod = o.racks_per_pod;
   }
-  const int dg = c.domain_gpus;
-  c.router = [scale_out, dg](int s, int d, std::vector<Hop>& out) {
-    if (s / dg == d / dg) {
-      out.push_back({s, true});  // nvl(s) UP
-      out.push_back({d, false});  // nvl(d) DOWN
-    } else {
-      scale_out(s, d, out);
-    }
-  };
   return c;
 }
 

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -83,6 +82,26 @@ const std::vector<FabricInfo>& fabrics();
 /// Every fabric.* option key with description and default.
 const std::vector<FabricOption>& fabric_options();
 
+/// How a generated cluster routes, as plain data that Cluster::visit_route reads (closed
+/// forms route every pair of every collective: S3 routes 100,000 pairs a run, and two
+/// std::function calls and a hop vector per route were a tenth of its analytical run).
+/// Filled by build_cluster per fabric. Link indices as in Cluster::links: nvl of rank r at
+/// r, nic of rank r at gpus + r.
+struct Routing {
+  /// What a route between NVLink domains crosses: one switch (single-switch, nvl72), a
+  /// two-tier tree per rail (rail-fat-tree), a disjoint tree per plane with NVLink
+  /// forwarding at the destination (multi-plane-fat-tree), or ToR, pod and aggregation
+  /// tiers (clos3).
+  enum class ScaleOut : uint8_t { Switch, RailTree, Planes, Clos3 };
+  ScaleOut scale_out = ScaleOut::Switch;
+  int gpus = 0;
+  int gpus_per_node = 1;
+  int domain_gpus = 1;
+  int leaves_per_rail = 0, downlinks = 1;      ///< RailTree, Planes: leaf of rank r
+  int nodes_per_rack = 1, racks_per_pod = 1;   ///< Clos3
+  std::vector<int> leaf_link, tor_link, pod_link;  ///< uplink of each leaf, ToR, pod
+};
+
 class Cluster {
 public:
   GpuSpec gpu;
@@ -103,6 +122,9 @@ public:
   [[nodiscard]] std::string host_name(int rank) const;
   /// The route from GPU src to GPU dst (src != dst), into out (cleared first).
   void route(int src, int dst, std::vector<Hop>& out) const;
+  /// The same route, hop by hop: hop(link index, up) in route order, nothing stored.
+  template <class F>
+  void visit_route(int src, int dst, F&& hop) const;
   /// Links of one kind.
   [[nodiscard]] int link_count(LinkKind kind) const;
   /// Per-direction bandwidth between the first and second half of the GPUs (by rank),
@@ -114,8 +136,62 @@ public:
   /// std::logic_error otherwise (a builder bug, not an input error).
   void check_routes_sampled() const;
 
-  std::function<void(int, int, std::vector<Hop>&)> router;  ///< set by the builder
+  Routing routing;  ///< set by the builder
 };
+
+template <class F>
+void Cluster::visit_route(int s, int d, F&& hop) const {
+  const Routing& r = routing;
+  if (s / r.domain_gpus == d / r.domain_gpus) {
+    hop(s, true);   // nvl(s) UP
+    hop(d, false);  // nvl(d) DOWN
+    return;
+  }
+  const int n = r.gpus, G = r.gpus_per_node;
+  // Up to the leaf of s's rail, across the spine when d's leaf is another, down to d.
+  auto tree = [&](int a, int b) {
+    hop(n + a, true);
+    const int la = (a % G) * r.leaves_per_rail + (a / G) / r.downlinks, lb = (b % G) * r.leaves_per_rail + (b / G) / r.downlinks;
+    if (la != lb) {
+      hop(r.leaf_link[static_cast<size_t>(la)], true);
+      hop(r.leaf_link[static_cast<size_t>(lb)], false);
+    }
+    hop(n + b, false);
+  };
+  switch (r.scale_out) {
+    case Routing::ScaleOut::Switch:
+      hop(n + s, true);
+      hop(n + d, false);
+      return;
+    case Routing::ScaleOut::RailTree: tree(s, d); return;
+    case Routing::ScaleOut::Planes: {
+      // Planes are disjoint: over the source's plane to the destination node's GPU of the
+      // same index, then forward over NVLink (as DeepEP does across nodes).
+      const int m = (d / G) * G + s % G;
+      tree(s, m);
+      if (m != d) {
+        hop(m, true);
+        hop(d, false);
+      }
+      return;
+    }
+    case Routing::ScaleOut::Clos3: {
+      const int ts = (s / G) / r.nodes_per_rack, td = (d / G) / r.nodes_per_rack;
+      const int ps = ts / r.racks_per_pod, pd = td / r.racks_per_pod;
+      hop(n + s, true);
+      if (ts != td) {
+        hop(r.tor_link[static_cast<size_t>(ts)], true);
+        if (ps != pd) {
+          hop(r.pod_link[static_cast<size_t>(ps)], true);
+          hop(r.pod_link[static_cast<size_t>(pd)], false);
+        }
+        hop(r.tor_link[static_cast<size_t>(td)], false);
+      }
+      hop(n + d, false);
+      return;
+    }
+  }
+}
 
 /// Builds a cluster; consumes the fabric.* keys of overrides that apply to the fabric.
 /// Throws InputError for an unknown fabric, an option that does not apply, a radix that

@@ -34,13 +34,13 @@ FabricZone::FabricZone(const std::string& name, std::shared_ptr<const topology::
   }
   // Switch hosts, created after the GPUs: netpoint id = vertex id (GPUs first, then switches).
   vertex_hosts_ = hosts_;
-  for (size_t v = hosts_.size(); switch_hosts && v < c.vertex_names.size(); ++v) {
-    sg::Host* h = zone->create_host("switch-" + c.vertex_names[v], 1.0);
+  for (size_t v = hosts_.size(); switch_hosts && v < static_cast<size_t>(c.vertex_count()); ++v) {
+    sg::Host* h = zone->create_host("switch-" + c.vertex_name(static_cast<int>(v)), 1.0);
     h->set_property("tcsim.role", "switch");
     h->seal();
     vertex_hosts_.push_back(h);
   }
-  if (switch_hosts) adjacent_.resize(c.vertex_names.size());
+  if (switch_hosts) adjacent_.resize(static_cast<size_t>(c.vertex_count()));
   for (const auto& l : c.links) {
     auto* sd = zone->create_split_duplex_link(l.name, l.bandwidth.value());
     sd->set_latency(l.latency.value());

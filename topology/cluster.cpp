@@ -216,7 +216,7 @@ int Cluster::link_count(LinkKind kind) const {
 core::BytesPerSecond Cluster::bisection_bandwidth() const {
   const int n = gpu_count();
   if (n < 2) return core::BytesPerSecond(0);
-  const int v = static_cast<int>(vertex_names.size());
+  const int v = vertex_count();
   MaxFlow mf(v + 2);
   const int s = v, t = v + 1;
   for (const auto& l : links) {
@@ -324,18 +324,17 @@ Cluster build_cluster(const GpuSpec& gpu, int nodes, int gpus_per_node, const st
   const int domains = n / c.domain_gpus;
 
   // Vertices: GPUs (= ranks), then one NVSwitch per domain, then fabric switches. Room for
-  // the fabric's switches and links (fewer than a vertex and a link per GPU in every fabric
-  // here) saves regrowing 16,384-GPU clusters' arrays.
-  c.vertex_names.reserve(static_cast<size_t>(2 * n + domains));
+  // the links (fewer than three per GPU in every fabric here) saves regrowing 16,384-GPU
+  // clusters' arrays.
+  c.switch_names.reserve(static_cast<size_t>(domains));
   c.links.reserve(static_cast<size_t>(3 * n));
-  for (int r = 0; r < n; ++r) c.vertex_names.push_back(c.host_name(r));
   const int nvsw0 = n;
   for (int d = 0; d < domains; ++d) {
-    c.vertex_names.push_back(numbered(fabric == "nvl72" ? "nvsw-d" : "nvsw-n", d));
+    c.switch_names.push_back(numbered(fabric == "nvl72" ? "nvsw-d" : "nvsw-n", d));
   }
   auto add_vertex = [&](const std::string& name) {
-    c.vertex_names.push_back(name);
-    return static_cast<int>(c.vertex_names.size()) - 1;
+    c.switch_names.push_back(name);
+    return c.vertex_count() - 1;
   };
   // Links: nvl-* (index = rank), nic-* (index = n + rank), then fab-*.
   for (int r = 0; r < n; ++r) {

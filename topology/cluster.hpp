@@ -110,7 +110,10 @@ public:
   std::string fabric;
   FabricOptions options;
   std::vector<Link> links;
-  std::vector<std::string> vertex_names;  ///< GPUs first (vertex = rank), then switches
+  /// Names of the switch vertices, which follow the GPUs': vertex v >= gpu_count() is
+  /// switch_names[v - gpu_count()]. GPU vertices (vertex = rank) are named by host_name(),
+  /// not stored (a 16,384-GPU cluster made 16,384 strings no analytical run reads).
+  std::vector<std::string> switch_names;
   std::vector<Tier> tiers;
   int domain_gpus = 0;  ///< GPUs per NVLink domain (= gpus_per_node except nvl72)
 
@@ -120,6 +123,11 @@ public:
   [[nodiscard]] int domain_of(int rank) const { return rank / domain_gpus; }
   /// "gpu-n{node}-g{index}"
   [[nodiscard]] std::string host_name(int rank) const;
+  /// GPUs first (vertex = rank), then switches.
+  [[nodiscard]] int vertex_count() const { return gpu_count() + static_cast<int>(switch_names.size()); }
+  [[nodiscard]] std::string vertex_name(int v) const {
+    return v < gpu_count() ? host_name(v) : switch_names[static_cast<size_t>(v - gpu_count())];
+  }
   /// The route from GPU src to GPU dst (src != dst), into out (cleared first).
   void route(int src, int dst, std::vector<Hop>& out) const;
   /// The same route, hop by hop: hop(link index, up) in route order, nothing stored.

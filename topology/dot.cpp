@@ -51,9 +51,9 @@ FabricGraph graph_of(const Cluster& c) {
   g.title = std::to_string(c.gpu_count()) + " x " + c.gpu.name + " (" + std::to_string(c.nodes) + " nodes x " +
             std::to_string(c.gpus_per_node) + "), fabric " + c.fabric;
   g.gpu = c.gpu.name;
-  for (size_t v = 0; v < c.vertex_names.size(); ++v) {
-    int node = static_cast<int>(v) < c.gpu_count() ? c.node_of(static_cast<int>(v)) : -1;
-    g.vertices.push_back({c.vertex_names[v], node});
+  for (int v = 0; v < c.vertex_count(); ++v) {
+    int node = v < c.gpu_count() ? c.node_of(v) : -1;
+    g.vertices.push_back({c.vertex_name(v), node});
   }
   for (const auto& l : c.links) g.edges.push_back({l.name, l.a, l.b, l.bandwidth.value(), to_string(l.kind)});
   return g;

@@ -12,7 +12,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <set>
 #include <string>
 #include <tuple>
@@ -23,6 +22,7 @@
 #include <simgrid/s4u.hpp>
 
 #include "sim/closed_form.hpp"
+#include "sim/event_queue.hpp"
 #include "sim/executor.hpp"
 #include "sim/link_form.hpp"
 #include "sim/parallel_task.hpp"
@@ -144,8 +144,8 @@ private:
     Handle* handle;         // null: op `op` of lane `lane` ends (a compute op, or a
                             // one-lane collective when op has kCollectiveEnd set)
     uint32_t lane = 0, op = 0;
-    bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
+
 
   static constexpr uint32_t kCollectiveEnd = 1u << 31;
 
@@ -308,7 +308,7 @@ private:
   // Analytical clock.
   double clock_ = 0;
   uint64_t next_seq_ = 0;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
+  EventQueue<Event> queue_;  // sim/event_queue.hpp
   std::multiset<double> alarms_;  // flow: pending alarm times
   bool draining_ = false;
   bool in_simgrid_ = false;  // flow: inside Engine::run/run_until (SimGrid callbacks)

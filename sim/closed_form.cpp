@@ -19,18 +19,15 @@ double ClosedForm::phase(const Phase& ph, uint32_t group, Evaluation& ev) {
   double latency = 0;
   ev.transfers += transfer_count(ph) * ph.repeat;
   for_each_transfer(ph, [&](int src, int dst, double bytes) {
-    route_.clear();
-    double lat = 0;
-    platform_.route_ids(src, dst, route_, &lat);
-    latency = std::max(latency, lat);
-    for (uint32_t id : route_) {
+    const double lat = platform_.for_each_hop(src, dst, [&](uint32_t id) {
       LinkState& l = links_[id];
       if (!l.in_phase) {
         l.in_phase = true;
         phase_links_.push_back(id);
       }
       l.load = l.fatpipe ? std::max(l.load, bytes) : l.load + bytes;
-    }
+    });
+    latency = std::max(latency, lat);
   });
   double transfer = 0;
   const double reps = static_cast<double>(ph.repeat);

@@ -71,10 +71,9 @@ private:
     bool in_phase = false;
   };
   std::vector<LinkState> links_;
-  // The links the phase and the evaluation touched; one route.
+  // The links the phase and the evaluation touched.
   std::vector<uint32_t> phase_links_;
   std::vector<uint32_t> ev_links_;
-  std::vector<uint32_t> route_;
 };
 
 /// Closed forms kept from one run to the next, for callers that execute many programs on

@@ -514,12 +514,7 @@ double Engine::phase_latency(const Phase& ph) {
   for_each_transfer(ph, [&](int src, int dst, double) {
     const uint64_t key = (static_cast<uint64_t>(src) << 32) | static_cast<uint32_t>(dst);
     auto it = latency_cache_.find(key);
-    if (it == latency_cache_.end()) {
-      std::vector<uint32_t> ids;
-      double lat = 0;
-      platform_.route_ids(src, dst, ids, &lat);
-      it = latency_cache_.emplace(key, lat).first;
-    }
+    if (it == latency_cache_.end()) it = latency_cache_.emplace(key, platform_.for_each_hop(src, dst, [](uint32_t) {})).first;
     worst = std::max(worst, it->second);
   });
   return worst;

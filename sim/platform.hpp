@@ -89,6 +89,10 @@ public:
   /// The route from GPU rank src to GPU rank dst as link ids, latencies added to *latency,
   /// as SimGrid routes it (in-memory platforms answer from their cluster, hop by hop).
   void route_ids(int src, int dst, std::vector<uint32_t>& ids, double* latency) const;
+  /// The same route, link id by link id: f(id) in route order, nothing stored for
+  /// in-memory platforms. Returns the route's latency (added hop by hop, as route_ids).
+  template <class F>
+  double for_each_hop(int src, int dst, F&& f) const;
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
   /// nullptr without SimGrid objects (the flow fidelity only).
@@ -133,7 +137,26 @@ private:
   std::vector<uint32_t> id_hops_;
   std::vector<std::string> names_;
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
+  mutable std::vector<uint32_t> route_scratch_;  // for_each_hop on XML platforms
 };
+
+template <class F>
+double Platform::for_each_hop(int src, int dst, F&& f) const {
+  double latency = 0;
+  if (cluster_ != nullptr) {
+    if (src == dst) return latency;
+    cluster_->visit_route(src, dst, [&](int link, bool up) {
+      const HopId& h = hop_ids_[2 * static_cast<size_t>(link) + (up ? 0 : 1)];
+      f(h.id);
+      latency += h.latency;
+    });
+    return latency;
+  }
+  route_scratch_.clear();
+  route_ids(src, dst, route_scratch_, &latency);
+  for (uint32_t id : route_scratch_) f(id);
+  return latency;
+}
 
 /// Configures SimGrid for RDMA-like transfers: parallel-task (L07) host model, which
 /// shares links max-min fairly without TCP windows, slow-start gamma or cross traffic.

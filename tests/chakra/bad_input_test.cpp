@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include <google/protobuf/descriptor.pb.h>
@@ -190,6 +191,28 @@ TEST_F(ChakraBadInput, GemmDimensionPast32Bits) {
   std::string e = read_error(ring);
   EXPECT_THAT(e, HasSubstr("ring.6.et: node 5 ('COMP_NODE_tb0_step3')"));
   EXPECT_THAT(e, HasSubstr("attribute tcsim_m is 4294967296; a GEMM dimension is 0 (unknown) to 4294967295"));
+}
+
+// A duration or a cost that is not a finite number 0 or more would put a NaN or a negative
+// time into the executor's clock: an error naming the attribute instead.
+TEST_F(ChakraBadInput, NonFiniteOrNegativeCosts) {
+  int made = 0;
+  auto with_attr = [&](const std::string& name, double v) {
+    const std::string prefix = dir / ("cost" + std::to_string(++made));
+    copy_trace(kRing8, 8, prefix);
+    edit_rank(prefix, 6, [&](chakra::EtFile& f) {
+      auto* a = f.nodes[5].add_attr();
+      a->set_name(name);
+      a->set_double_val(v);
+    });
+    return read_error(prefix);
+  };
+  EXPECT_THAT(with_attr("tcsim_fixed_seconds", -1.0), HasSubstr("attribute tcsim_fixed_seconds is -1.000000; a duration is a finite number of seconds, 0 or more"));
+  EXPECT_THAT(with_attr("tcsim_fixed_seconds", std::nan("")), HasSubstr("a duration is a finite number of seconds"));
+  EXPECT_THAT(with_attr("tcsim_flops", std::nan("")), HasSubstr("must be finite and 0 or more"));
+  const std::string e = with_attr("tcsim_hbm_bytes", -5.0);
+  EXPECT_THAT(e, HasSubstr(".6.et: node 5 ('COMP_NODE_tb0_step3')"));
+  EXPECT_THAT(e, HasSubstr("must be finite and 0 or more, got"));
 }
 
 TEST_F(ChakraBadInput, UnsupportedCollective) {

@@ -150,6 +150,10 @@ Program read_chakra(const std::string& prefix) {
       op.label = intern(n.name().empty() ? ChakraProtoMsg::NodeType_Name(n.type()) + " " + std::to_string(n.id()) : n.name());
       op.category = enum_attr(n, kCategory, kCommCategoryCount, CommCategory::Other, where);
       std::optional<double> fixed = double_attr(n, kFixedSeconds, where);
+      if (fixed && !(std::isfinite(*fixed) && *fixed >= 0)) {
+        throw InputError(where, std::string("attribute ") + kFixedSeconds + " is " + std::to_string(*fixed) +
+                                    "; a duration is a finite number of seconds, 0 or more");
+      }
       if (!fixed && n.duration_micros() > 0) fixed = static_cast<double>(n.duration_micros()) * 1e-6;
       switch (kind) {
         case NodeKind::Compute:
@@ -165,7 +169,10 @@ Program read_chakra(const std::string& prefix) {
           c.hbm_bytes = static_cast<double>(int_attr(n, "tensor_size", where).value_or(0));
           if (auto v = double_attr(n, kFlops, where)) c.flops = *v;
           if (auto v = double_attr(n, kHbmBytes, where)) c.hbm_bytes = *v;
-          if (c.flops < 0 || c.hbm_bytes < 0) throw InputError(where, "negative num_ops or tensor_size");
+          if (!(c.flops >= 0 && c.hbm_bytes >= 0 && std::isfinite(c.flops) && std::isfinite(c.hbm_bytes))) {
+            throw InputError(where, "num_ops and tensor_size (or tcsim_flops and tcsim_hbm_bytes) must be finite and 0 or more, got " +
+                                        std::to_string(c.flops) + " and " + std::to_string(c.hbm_bytes));
+          }
           if (kind == NodeKind::Memory) c.cls = ComputeClass::Elementwise;
           bool no_cost = kind == NodeKind::Compute && c.flops == 0 && c.hbm_bytes == 0;
           if (fixed || no_cost) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
@@ -328,10 +329,18 @@ void Platform::set_links(const std::vector<uint32_t>& order, NameOf name_of, Lin
   links_.reserve(order.size());
   for (uint32_t i : order) links_.push_back(link_at(i));
   for (uint32_t id = 0; id < links_.size(); ++id) {
-    if (links_[id].bandwidth <= 0) {
+    const LinkInfo& l = links_[id];
+    // SimGrid loads "nanGBps" and negative latencies (with a warning): a NaN would silently
+    // drop the link's time from every closed form, a negative latency run time backwards.
+    if (!(l.bandwidth > 0 && std::isfinite(l.bandwidth))) {
       const auto [base, suffix] = name_of(order[id]);
-      throw InputError(path_, "link '" + std::string(base) + std::string(suffix) +
-                                  "' has bandwidth " + std::to_string(links_[id].bandwidth) + "; every link needs a positive bandwidth");
+      throw InputError(path_, "link '" + std::string(base) + std::string(suffix) + "' has bandwidth " + std::to_string(l.bandwidth) +
+                                  " B/s; every link needs a positive, finite bandwidth");
+    }
+    if (!(l.latency >= 0 && std::isfinite(l.latency))) {
+      const auto [base, suffix] = name_of(order[id]);
+      throw InputError(path_, "link '" + std::string(base) + std::string(suffix) + "' has latency " + std::to_string(l.latency) +
+                                  " s; a link's latency is finite and 0 or more");
     }
   }
   // --set gpu.nvlink_bw / gpu.nic_bw re-rate the per-GPU links of an existing platform.

@@ -161,3 +161,28 @@ TEST(CliCompare, TwoGpusInMemoryAndItsBadInput) {
   expect_error(run("compare --gpu H100 --nodes 2 --workload moe-demo"), "--set-b");
   expect_error(run("compare --gpu H100 --gpu H800 --platform " + platform("H800") + " --nodes 2 --workload moe-demo"), "--platform");
 }
+
+// SimGrid loads a link bandwidth of "nanGBps" and a negative latency (the latter with a
+// warning of its own): tcsim refuses both, naming the link, instead of simulating with
+// them (a NaN bandwidth dropped the link's time from every closed form, exit 0).
+TEST(CliBadInput, PlatformLinkWithNanBandwidthOrBadLatency) {
+  std::ifstream in(platform("H800"));
+  const std::string xml((std::istreambuf_iterator<char>(in)), {});
+  auto variant = [&](const std::string& attr, const std::string& value) {
+    std::string x = xml;
+    const size_t at = x.find("<link id=\"nvl-n0-g0\"");
+    const size_t v = x.find(attr + "=\"", at) + attr.size() + 2;
+    x.replace(v, x.find('"', v) - v, value);
+    const auto path = std::filesystem::temp_directory_path() / ("tcsim-cli-" + attr + std::to_string(getpid()) + ".xml");
+    std::ofstream(path) << x;
+    return path.string();
+  };
+  expect_error(run("run --platform " + variant("bandwidth", "nanGBps") + " --workload moe-demo"),
+               "link 'nvl-n0-g0_DOWN' has bandwidth nan B/s; every link needs a positive, finite bandwidth");
+  expect_error(run("run --platform " + variant("latency", "nanus") + " --workload moe-demo --fidelity analytical"),
+               "link 'nvl-n0-g0_DOWN' has latency nan s; a link's latency is finite and 0 or more");
+  const Result negative = run("run --platform " + variant("latency", "-5us") + " --workload moe-demo");
+  EXPECT_EQ(negative.code, 2) << negative.err;
+  EXPECT_NE(negative.err.find("error: "), std::string::npos) << negative.err;
+  EXPECT_NE(negative.err.find("has latency -0.000005 s"), std::string::npos) << negative.err;
+}

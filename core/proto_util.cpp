@@ -7,6 +7,8 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/tokenizer.h>
@@ -48,6 +50,42 @@ std::string field_names(const pb::Descriptor* d) {
   return out;
 }
 
+// The first double or float field holding NaN or an infinity, as a dotted path ("" if
+// none): textproto and JSON both accept "nan" and "inf", which no quantity here means and
+// which range checks written as `x < 0` let through.
+std::string non_finite_field(const pb::Message& msg, const std::string& prefix) {
+  const auto* refl = msg.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  refl->ListFields(msg, &fields);
+  for (const auto* f : fields) {
+    const std::string path = prefix + f->name();
+    const bool real = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE || f->cpp_type() == pb::FieldDescriptor::CPPTYPE_FLOAT;
+    auto value = [&](int i) {
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE) return i < 0 ? refl->GetDouble(msg, f) : refl->GetRepeatedDouble(msg, f, i);
+      return static_cast<double>(i < 0 ? refl->GetFloat(msg, f) : refl->GetRepeatedFloat(msg, f, i));
+    };
+    if (real && !f->is_repeated() && !std::isfinite(value(-1))) return path;
+    if (real && f->is_repeated()) {
+      for (int i = 0; i < refl->FieldSize(msg, f); ++i)
+        if (!std::isfinite(value(i))) return path + "[" + std::to_string(i) + "]";
+    }
+    if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (!f->is_repeated()) {
+      if (auto inner = non_finite_field(refl->GetMessage(msg, f), path + "."); !inner.empty()) return inner;
+      continue;
+    }
+    for (int i = 0; i < refl->FieldSize(msg, f); ++i)
+      if (auto inner = non_finite_field(refl->GetRepeatedMessage(msg, f, i), path + "[" + std::to_string(i) + "]."); !inner.empty()) return inner;
+  }
+  return "";
+}
+
+void check_finite(const pb::Message& msg, const std::string& name) {
+  if (const std::string bad = non_finite_field(msg, ""); !bad.empty()) {
+    throw InputError(name, bad + " is not a finite number (nan and inf are not values of any field)");
+  }
+}
+
 }  // namespace
 
 void parse_textproto(const std::string& text, const std::string& name, pb::Message& msg) {
@@ -58,6 +96,7 @@ void parse_textproto(const std::string& text, const std::string& name, pb::Messa
     if (collector.failed()) throw collector.error();
     throw InputError(name, "not a valid " + msg.GetDescriptor()->name() + " textproto");
   }
+  check_finite(msg, name);
 }
 
 void load_config_file(const std::string& path, pb::Message& msg) {
@@ -72,6 +111,7 @@ void load_config_file(const std::string& path, pb::Message& msg) {
     opts.ignore_unknown_fields = false;
     auto status = pb::util::JsonStringToMessage(text, &msg, opts);
     if (!status.ok()) throw InputError(path, "invalid JSON " + msg.GetDescriptor()->name() + ": " + std::string(status.message()));
+    check_finite(msg, path);
     return;
   }
   parse_textproto(text, path, msg);

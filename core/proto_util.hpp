@@ -10,7 +10,9 @@
 
 namespace tcsim::core {
 
-/// Parses textproto into msg; errors become InputError("<name>:<line>:<col>", ...).
+/// Parses textproto into msg; errors become InputError("<name>:<line>:<col>", ...). A
+/// double or float field holding nan or inf (which textproto and JSON accept) is an
+/// InputError naming the field's path.
 void parse_textproto(const std::string& text, const std::string& name, google::protobuf::Message& msg);
 /// Reads a file and parses it as textproto (or JSON when it starts with '{').
 void load_config_file(const std::string& path, google::protobuf::Message& msg);

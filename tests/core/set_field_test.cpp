@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "core/error.hpp"
@@ -193,4 +194,42 @@ TEST(SetFieldList, SettablePathsListRepeatedScalarsButNotSections) {
   EXPECT_TRUE(has("count"));
   EXPECT_FALSE(has("items"));
   EXPECT_FALSE(has("items.name"));
+}
+
+// Config files: textproto and JSON accept nan and inf for double and float fields; a file
+// holding one anywhere (a scalar, a list element, a nested message, a message in a list) is
+// an error naming the field, not a value that slips past range checks written as x < 0.
+namespace {
+std::string parse_error(const std::string& text) {
+  AllKinds m;
+  try {
+    tcsim::core::parse_textproto(text, "f.textproto", m);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(ConfigFile, NanAndInfinityAreRejectedWithTheFieldPath) {
+  EXPECT_EQ(parse_error("ratio: 0.5 doubles: [1, 2] inner { weights: [0.25] }"), "");
+  expect_has(parse_error("ratio: nan"), "f.textproto: ratio is not a finite number");
+  expect_has(parse_error("ratio: -inf"), "ratio is not a finite number");
+  expect_has(parse_error("doubles: [1, inf]"), "doubles[1] is not a finite number");
+  expect_has(parse_error("floats: [nan]"), "floats[0] is not a finite number");
+  expect_has(parse_error("inner { weights: [0.5, nan] }"), "inner.weights[1] is not a finite number");
+  // JSON too (load_config_file), where protobuf spells them "NaN" and "Infinity".
+  const std::string path = testing::TempDir() + "/nan_config.json";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(R"({"count": 3, "inner": {"weights": [1.0, "Infinity"]}})", f);
+    std::fclose(f);
+  }
+  AllKinds m;
+  try {
+    tcsim::core::load_config_file(path, m);
+    ADD_FAILURE() << "Infinity in JSON was accepted";
+  } catch (const InputError& e) {
+    expect_has(e.what(), "inner.weights[1] is not a finite number");
+  }
 }

@@ -138,12 +138,8 @@ void Platform::route_ids(int src, int dst, std::vector<uint32_t>& ids, double* l
     // Hop by hop as FabricZone::get_local_route gives SimGrid the route, without SimGrid's
     // route resolution around it (common ancestors, a set of zones per call): closed forms
     // route every pair of a collective's phases (S1: 104,192).
-    if (src == dst) return;
-    cluster_->visit_route(src, dst, [&](int link, bool up) {
-      const HopId& h = hop_ids_[2 * static_cast<size_t>(link) + (up ? 0 : 1)];
-      ids.push_back(h.id);
-      if (latency != nullptr) *latency += h.latency;
-    });
+    const double lat = for_each_hop(src, dst, [&ids](uint32_t id) { ids.push_back(id); });
+    if (latency != nullptr) *latency += lat;
     return;
   }
   std::vector<sg::Link*> links;

@@ -150,22 +150,21 @@ std::pair<int, int> split_ports(int radix, double oversub, const std::string& wh
   return {down, up};
 }
 
-// "<a><x><b><y>" (e.g. "nvl-n" 12 "-g" 3) in one string, without the temporaries of
-// operator+ and std::to_string: a 16,384-GPU cluster names 53,000 GPUs and links.
-std::string numbered(std::string_view a, int x, std::string_view b, int y) {
-  char buf[64];
-  char* p = std::copy(a.begin(), a.end(), buf);
-  p = std::to_chars(p, buf + sizeof buf, x).ptr;
-  p = std::copy(b.begin(), b.end(), p);
-  p = std::to_chars(p, buf + sizeof buf, y).ptr;
-  return std::string(buf, p);
+// Appends a and the decimal x at p (room for both: the prefixes here are short literals).
+char* put(char* p, std::string_view a, int x) {
+  p = std::copy(a.begin(), a.end(), p);
+  return std::to_chars(p, p + 12, x).ptr;  // an int has at most 11 characters
 }
 
+// "<a><x>" and "<a><x><b><y>" (e.g. "nvl-n" 12 "-g" 3) in one string, without the
+// temporaries of operator+ and std::to_string: a 16,384-GPU cluster names 33,000 links.
 std::string numbered(std::string_view a, int x) {
-  char buf[48];
-  char* p = std::copy(a.begin(), a.end(), buf);
-  p = std::to_chars(p, buf + sizeof buf, x).ptr;
-  return std::string(buf, p);
+  char buf[64];
+  return std::string(buf, put(buf, a, x));
+}
+std::string numbered(std::string_view a, int x, std::string_view b, int y) {
+  char buf[96];
+  return std::string(buf, put(put(buf, a, x), b, y));
 }
 
 }  // namespace

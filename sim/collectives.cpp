@@ -321,26 +321,31 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
   // all n positions for every (source, node) was n x n x nodes steps, 13% of plan search.
   std::vector<std::vector<size_t>> on_node(M);
   for (size_t j = 0; j < n; ++j) on_node[node_slot[j]].push_back(j);
+  // An even split sends op.bytes / n to every member (a2a_bytes), computed once here.
+  const double* matrix = op.matrix && op.matrix->size() == n * n ? op.matrix->data() : nullptr;
+  const double even = op.bytes / static_cast<double>(n);
   for (size_t i = 0; i < n; ++i) {
+    const double* row = matrix != nullptr ? matrix + i * n : nullptr;
+    double* own_row = acc.data() + canon[i] * n;
     for (size_t b = 0; b < M; ++b) {
+      if (b == node_slot[i]) {  // own node: NVLink
+        for (size_t j : on_node[b]) {
+          const double bytes = row != nullptr ? row[j] : even;
+          if (bytes > 0 && i != j) own_row[canon[j]] += bytes * rank_ratio;
+        }
+        continue;
+      }
+      // Forwarded by the same-index GPU of node b, unless that GPU is the target.
+      const size_t relay = node_pos[b][std::min(local[i], nodes[b].size() - 1)];
+      double* relay_row = acc.data() + relay * n;
       double to_node = 0;
       for (size_t j : on_node[b]) {
-        const double bytes = a2a_bytes(op, n, i, j);
+        const double bytes = row != nullptr ? row[j] : even;
         if (bytes <= 0) continue;
-        if (b == node_slot[i]) {
-          if (i != j) acc[canon[i] * n + canon[j]] += bytes * rank_ratio;  // own node: NVLink
-          continue;
-        }
         to_node += bytes;
-        // forwarded by the same-index GPU of node b, unless that GPU is the target
-        const size_t relay_local = std::min(local[i], nodes[b].size() - 1);
-        const size_t relay = node_pos[b][relay_local];
-        if (relay != canon[j]) acc[relay * n + canon[j]] += bytes * rank_ratio;
+        if (relay != canon[j]) relay_row[canon[j]] += bytes * rank_ratio;
       }
-      if (to_node > 0) {
-        const size_t relay_local = std::min(local[i], nodes[b].size() - 1);
-        acc[canon[i] * n + node_pos[b][relay_local]] += to_node * node_ratio;
-      }
+      if (to_node > 0) own_row[relay] += to_node * node_ratio;
     }
   }
   std::vector<size_t> by_rank;  // one position per rank, by rank

@@ -84,3 +84,40 @@ TEST(BenchJson, RowsCarryTheNcclTestsFields) {
   q.op = "broadcastx";
   EXPECT_THROW(sim::bench_collective(q), core::InputError);
 }
+
+// The breakdown from hand-written records: compute [0, 4) on the compute stream, a TP
+// all-reduce [3, 6) and then one [1, 2) on the TP stream, out of time order in their stream
+// (the executor never writes that; compute_breakdown then sorts the lane's boundaries
+// instead of merging its streams'), step 8. By hand: compute 4, of which 2 overlapped with
+// the all-reduces; tp_all_reduce in flight 1 + 1 + 2 = 4, exposed 2 ([4, 6)); bubble 2.
+// The same records in stream order take the merge and give the same numbers.
+TEST(Breakdown, HandWrittenRecordsInAndOutOfStreamOrder) {
+  auto op = [](workloads::OpKind kind, workloads::Stream stream) {
+    workloads::Op o;
+    o.kind = kind;
+    o.stream = stream;
+    o.category = workloads::CommCategory::TpAllReduce;
+    return o;
+  };
+  workloads::Program p;
+  p.world_size = 2;
+  p.lanes.push_back({{0, 1},
+                     {op(workloads::OpKind::Compute, workloads::Stream::Compute),
+                      op(workloads::OpKind::Collective, workloads::Stream::TpComm),
+                      op(workloads::OpKind::Collective, workloads::Stream::TpComm)}});
+  for (bool in_order : {false, true}) {
+    sim::ExecutionTrace t;
+    t.step_time = 8;
+    t.ops = {{{0, 0, 4}, {3, 3, 6}, {1, 1, 2}}};
+    if (in_order) std::swap(t.ops[0][1], t.ops[0][2]);
+    const sim::Breakdown b = sim::compute_breakdown(p, t);
+    SCOPED_TRACE(in_order ? "in stream order" : "out of stream order");
+    EXPECT_DOUBLE_EQ(b.compute_s, 4);
+    EXPECT_DOUBLE_EQ(b.overlapped_comm_s, 2);
+    EXPECT_DOUBLE_EQ(b.bubble_s, 2);
+    ASSERT_EQ(b.comm_s.size(), 1u);
+    EXPECT_DOUBLE_EQ(b.comm_s.at("tp_all_reduce"), 4);
+    ASSERT_EQ(b.exposed_comm_s.size(), 1u);
+    EXPECT_DOUBLE_EQ(b.exposed_comm_s.at("tp_all_reduce"), 2);
+  }
+}

@@ -53,9 +53,10 @@ program=$(count 'workloads::generate\(')
 execute=$(count 'sim::execute\(')
 closed=$(count 'executor_detail::Engine::evaluate\(')
 sends=$(count 'executor_detail::Engine::send_closed_form\(')
+report=$(count 'sim::compute_breakdown\(')
 step=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["step_time_s"])' "$out/run.json")
 printf '%-28s %14s\n' "stage" "instructions"
 printf '%-28s %14d\n' "cluster (build_cluster)" "${cluster:-0}" "platform (Platform::build)" "${platform:-0}" \
   "program (generate)" "${program:-0}" "execute" "${execute:-0}" "  of which collective forms" "${closed:-0}" \
-  "  of which send forms" "${sends:-0}" "whole process" "${total:-0}"
+  "  of which send forms" "${sends:-0}" "report (compute_breakdown)" "${report:-0}" "whole process" "${total:-0}"
 echo "step $step s (analytical); the whole process includes loading libraries (~55 M) and the report"

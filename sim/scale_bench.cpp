@@ -197,14 +197,20 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   return row;
 }
 
-// The scenario run `repeat` times, each in a fresh process: the fastest run, every run's wall
-// time, and the status "nondeterministic" when two runs simulate different steps.
-ScaleRow run_repeated(const Scenario& s, Fidelity fidelity, int repeat) {
-  ScaleRow best = run_scenario(s, fidelity);
-  if (repeat <= 1) return best;
-  best.wall_runs = {best.wall_s};
-  for (int k = 1; k < repeat && best.status == "ok"; ++k) {
-    ScaleRow again = run_scenario(s, fidelity);
+// A scenario's runs, each in a fresh process, folded into one row: the fastest run, every
+// run's wall time, and the status "nondeterministic" when two runs simulate different
+// steps. After a failed run the scenario is not run again.
+struct Repeated {
+  ScaleRow best;
+  bool started = false;
+  [[nodiscard]] bool wants_more() const { return !started || best.status == "ok"; }
+  void add(ScaleRow again) {
+    if (!started) {
+      started = true;
+      best = std::move(again);
+      best.wall_runs = {best.wall_s};
+      return;
+    }
     auto runs = std::move(best.wall_runs);
     runs.push_back(again.wall_s);
     if (again.status != "ok") {
@@ -218,7 +224,23 @@ ScaleRow run_repeated(const Scenario& s, Fidelity fidelity, int repeat) {
     }
     best.wall_runs = std::move(runs);
   }
-  return best;
+};
+
+// The scenario in each fidelity, `repeat` times. With both fidelities their runs alternate
+// (flow, analytical, flow, ...), so that the machine's drift over the minutes the runs take
+// (on the project's VM the same binary ran at half speed an hour later) weighs on both
+// alike and their ratio compares runs of the same moments.
+std::vector<ScaleRow> run_repeated(const Scenario& s, const std::vector<Fidelity>& fidelities, int repeat) {
+  std::vector<Repeated> acc(fidelities.size());
+  for (int k = 0; k < std::max(repeat, 1); ++k)
+    for (size_t f = 0; f < fidelities.size(); ++f)
+      if (acc[f].wants_more()) acc[f].add(run_scenario(s, fidelities[f]));
+  std::vector<ScaleRow> rows;
+  for (auto& a : acc) {
+    if (repeat <= 1) a.best.wall_runs.clear();
+    rows.push_back(std::move(a.best));
+  }
+  return rows;
 }
 
 // `--only S4` selects S4-256 and S4-1024; `--only S1` selects S1 alone, not S1@256.
@@ -268,12 +290,12 @@ std::vector<ScaleRow> run_scale_bench(const std::vector<std::string>& only, cons
     // the GPU catalogue and the calibration tables (with protobuf's descriptors, 4 ms).
     // Each scenario's child inherits them; a sweep point or a searched plan pays them once.
     calibration_for(topology::find_gpu(s.gpu).family);
-    for (const Fidelity fidelity : fidelities) {
-      rows.push_back(run_repeated(s, fidelity, repeat));
-      const auto& r = rows.back();
+    for (ScaleRow& r : run_repeated(s, fidelities, repeat)) {
+      rows.push_back(std::move(r));
+      const auto& row = rows.back();
       std::fprintf(stderr, "%s%s: %s (step %.6g s, wall %.2f s, RSS %.0f MiB, %zu events)\n", s.name.c_str(),
-                   fidelities.size() > 1 ? (" " + r.fidelity).c_str() : "", r.status.c_str(), r.step_time_s, r.wall_s, r.rss_mib,
-                   r.events);
+                   fidelities.size() > 1 ? (" " + row.fidelity).c_str() : "", row.status.c_str(), row.step_time_s, row.wall_s,
+                   row.rss_mib, row.events);
     }
   }
   return rows;

@@ -18,8 +18,8 @@ void register_scale_commands(CLI::App& app) {
   cmd->add_option("--only", *only, "comma-separated scenarios or families, e.g. S1,S4 (S4 = S4-256 and S4-1024; S1 alone; S1@256 by name) (default: all)")->delimiter(',');
   cmd->add_flag("--json", *json, "print a JSON list of rows");
   cmd->add_option("--fidelity", *fidelity,
-                  "flow (SimGrid flows, default), analytical (closed forms), or both (each scenario in flow then analytical; "
-                  "the table ends with their step difference and speed ratio)")
+                  "flow (SimGrid flows, default), analytical (closed forms), or both (each scenario in flow then analytical, their "
+                  "repeats alternating; the table ends with their step difference and speed ratio)")
       ->capture_default_str();
   auto repeat = std::make_shared<int>(1);
   cmd->add_option("--repeat", *repeat,

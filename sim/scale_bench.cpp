@@ -349,7 +349,16 @@ std::vector<FidelityComparison> fidelity_comparison(const std::vector<ScaleRow>&
     if (f.fidelity != "flow" || f.status != "ok" || f.step_time_s <= 0) continue;
     for (const auto& a : rows) {
       if (a.scenario != f.scenario || a.fidelity != "analytical" || a.status != "ok" || a.wall_s <= 0) continue;
-      out.push_back({f.scenario, a.step_time_s / f.step_time_s - 1, f.wall_s, a.wall_s, f.wall_s / a.wall_s});
+      FidelityComparison c{f.scenario, a.step_time_s / f.step_time_s - 1, f.wall_s, a.wall_s, f.wall_s / a.wall_s};
+      if (f.wall_runs.size() > 1 && f.wall_runs.size() == a.wall_runs.size()) {
+        for (size_t k = 0; k < f.wall_runs.size(); ++k) {
+          if (a.wall_runs[k] <= 0) continue;
+          const double r = f.wall_runs[k] / a.wall_runs[k];
+          c.paired_min = c.paired_min == 0 ? r : std::min(c.paired_min, r);
+          c.paired_max = std::max(c.paired_max, r);
+        }
+      }
+      out.push_back(c);
     }
   }
   return out;
@@ -411,9 +420,15 @@ std::string format_scale_table(const std::vector<ScaleRow>& rows) {
   const auto pairs = fidelity_comparison(rows);
   if (!pairs.empty()) s += "analytical against flow (issue 6: within 5%, at least 100x faster):\n";
   for (const auto& c : pairs) {
-    std::snprintf(buf, sizeof buf, "  %-13s step %+.2f%%, wall %.3f s / %.4f s = %.0fx\n", c.scenario.c_str(), 100 * c.step_difference,
+    std::snprintf(buf, sizeof buf, "  %-13s step %+.2f%%, wall %.3f s / %.4f s = %.0fx", c.scenario.c_str(), 100 * c.step_difference,
                   c.flow_wall_s, c.analytical_wall_s, c.speedup);
     s += buf;
+    // How much the ratio moves between runs made side by side: the machine's load, not the code.
+    if (c.paired_max > 0) {
+      std::snprintf(buf, sizeof buf, " (paired runs %.0fx-%.0fx)", c.paired_min, c.paired_max);
+      s += buf;
+    }
+    s += "\n";
   }
   size_t runs = 0;
   for (const auto& r : rows) runs = std::max(runs, r.wall_runs.size());

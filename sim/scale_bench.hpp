@@ -57,7 +57,10 @@ struct FidelityComparison {
   std::string scenario;
   double step_difference = 0;
   double flow_wall_s = 0, analytical_wall_s = 0;
-  double speedup = 0;
+  double speedup = 0;  ///< fastest flow run over fastest analytical run
+  /// With repeated runs (alternated, so the k-th of each ran at about the same time): the
+  /// least and greatest of flow's k-th wall over analytical's k-th; 0 without repeats.
+  double paired_min = 0, paired_max = 0;
 };
 std::vector<FidelityComparison> fidelity_comparison(const std::vector<ScaleRow>& rows);
 

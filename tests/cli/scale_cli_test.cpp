@@ -140,6 +140,15 @@ TEST(FidelityComparison, StepDifferenceAndSpeedRatio) {
   EXPECT_EQ(c[0].scenario, "S1");
   EXPECT_NEAR(c[0].step_difference, -0.01, 1e-12);
   EXPECT_NEAR(c[0].speedup, 100, 1e-9);
+  EXPECT_EQ(c[0].paired_max, 0) << "no repeats, no paired ratios";
+  // Repeated runs, alternated: the k-th flow run over the k-th analytical one.
+  rows[0].wall_runs = {3, 4, 6};
+  rows[1].wall_runs = {0.03, 0.05, 0.04};
+  const auto paired = tcsim::sim::fidelity_comparison(rows);
+  ASSERT_EQ(paired.size(), 1u);
+  EXPECT_NEAR(paired[0].paired_min, 80, 1e-9);
+  EXPECT_NEAR(paired[0].paired_max, 150, 1e-9);
+  EXPECT_NEAR(paired[0].speedup, 100, 1e-9) << "still the fastest over the fastest";
   // Fitted apart: an analytical family is labelled as such.
   std::vector<tcsim::sim::ScaleRow> fam;
   for (int n : {256, 1024}) {

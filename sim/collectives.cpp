@@ -247,8 +247,13 @@ std::vector<Phase> hier_all_gather(const Group& g, const CollectiveOp& op, const
 // ---- all-to-all ----
 
 // Bytes member i sends to member j (matrix, or an even split of op.bytes).
+// The all-to-all's n x n byte matrix (row: source position), or null for an even split.
+const double* a2a_matrix(const CollectiveOp& op, size_t n) {
+  return op.matrix && op.matrix->size() == n * n ? op.matrix->data() : nullptr;
+}
+
 double a2a_bytes(const CollectiveOp& op, size_t n, size_t i, size_t j) {
-  if (op.matrix && op.matrix->size() == n * n) return (*op.matrix)[i * n + j];
+  if (const double* m = a2a_matrix(op, n)) return m[i * n + j];
   return op.bytes / static_cast<double>(n);
 }
 
@@ -257,7 +262,7 @@ std::vector<Phase> direct_all_to_all(const Group& g, const CollectiveOp& op, con
   const size_t n = g.size();
   if (n < 2) return out;
   Phase p;
-  if (!(op.matrix && op.matrix->size() == n * n)) {  // even: every pair the same bytes
+  if (a2a_matrix(op, n) == nullptr) {  // even: every pair the same bytes
     const double b = a2a_bytes(op, n, 0, 1);
     if (b > 0) {
       p.all_pairs = std::make_shared<const AllPairs>(AllPairs{g, b});
@@ -321,8 +326,8 @@ std::vector<Phase> hier_all_to_all(const Group& g, const CollectiveOp& op, const
   // all n positions for every (source, node) was n x n x nodes steps, 13% of plan search.
   std::vector<std::vector<size_t>> on_node(M);
   for (size_t j = 0; j < n; ++j) on_node[node_slot[j]].push_back(j);
-  // An even split sends op.bytes / n to every member (a2a_bytes), computed once here.
-  const double* matrix = op.matrix && op.matrix->size() == n * n ? op.matrix->data() : nullptr;
+  // a2a_bytes, with the even split's op.bytes / n computed once.
+  const double* matrix = a2a_matrix(op, n);
   const double even = op.bytes / static_cast<double>(n);
   for (size_t i = 0; i < n; ++i) {
     const double* row = matrix != nullptr ? matrix + i * n : nullptr;

@@ -445,8 +445,10 @@ void Generator::emit(uint32_t lane, const std::vector<const Seg*>& segs, const s
     if (i == 0)
       for (uint32_t g : ext_of[k]) op.deps.push_back(g);
     // Sorted, without repeats: most ops have one or two dependencies, already in order.
-    if (op.deps.size() > 1 && !std::is_sorted(op.deps.begin(), op.deps.end())) std::sort(op.deps.begin(), op.deps.end());
-    if (op.deps.size() > 1) op.deps.truncate(static_cast<size_t>(std::unique(op.deps.begin(), op.deps.end()) - op.deps.begin()));
+    if (op.deps.size() > 1) {
+      if (!std::is_sorted(op.deps.begin(), op.deps.end())) std::sort(op.deps.begin(), op.deps.end());
+      op.deps.truncate(static_cast<size_t>(std::unique(op.deps.begin(), op.deps.end()) - op.deps.begin()));
+    }
     map[k][i] = static_cast<uint32_t>(ops.size() - 1);
   }
   for (size_t k = 0; k < segs.size(); ++k) {

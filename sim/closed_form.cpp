@@ -83,6 +83,39 @@ Evaluation ClosedForm::send(const Phase& ph) {
   return ev;
 }
 
+ShiftedForms::ShiftedForms(const Platform& platform) : platform_(platform) {}
+
+void ShiftedForms::add_group(Shape& shape, const std::vector<int>& group, int base) {
+  shape.ranks.push_back(static_cast<int>(group.size()));
+  for (int r : group) {
+    const int d = r - base;
+    shape.ranks.push_back(d);
+    shape.lo = std::min(shape.lo, d);
+    shape.hi = std::max(shape.hi, d);
+  }
+}
+
+bool ShiftedForms::find(const Shape& shape, int base, Evaluation& out) {
+  auto it = kept_.find(shape);
+  if (it == kept_.end()) return false;
+  for (const auto& [at, ev] : it->second) {
+    const auto by = platform_.route_shift(at + shape.lo, at + shape.hi, base - at);
+    if (!by.valid) continue;
+    if (!platform_.shift_links(ev->link_bytes, by, out.link_bytes)) continue;
+    out.duration = ev->duration;
+    out.algorithm = ev->algorithm;
+    out.groups_disjoint = ev->groups_disjoint;
+    out.transfers = ev->transfers;
+    ++hits_;
+    return true;
+  }
+  return false;
+}
+
+void ShiftedForms::insert(Shape shape, int base, const Evaluation& ev) {
+  kept_[std::move(shape)].emplace_back(base, &ev);
+}
+
 void EvaluationCache::bind(const Platform& platform, const std::string& selection) {
   if (platform_ == &platform && links_ == platform.all_links().size() && selection_ == selection) return;
   platform_ = &platform;

@@ -126,6 +126,49 @@ private:
   mutable size_t hits_ = 0;
 };
 
+/// Closed forms found again by symmetry. Communication whose ranks are those of an
+/// evaluated one, all moved by the same number, crosses transfer by transfer and hop by hop
+/// the moved links, when the fabric's routes move with them (Platform::route_shift: by
+/// whole leaves' nodes or pods, or within one leaf's nodes or one pod before and after);
+/// where those links have the same bandwidth, latency and sharing, its closed form is the
+/// same number (the same additions in the same order) and its bytes lie on the moved
+/// links. The collectives of a folded pipeline's stages are such moves of one another
+/// (S3: each stage's 1,024 ranks are a third of a pod), and so are its sends.
+/// Algorithms plan a group from its order and its members' nodes, so a shifted group gets
+/// the shifted phases (tests/sim/shifted_forms_test.cpp checks every registered one).
+class ShiftedForms {
+public:
+  explicit ShiftedForms(const Platform& platform);
+  /// What a closed form depends on besides where its ranks lie: which communication (a
+  /// collective's type, size, uneven matrix and node limit; a send's size) and its ranks
+  /// relative to the first: per group (a send: its source, then its destination ranks)
+  /// the member count, then each member minus the first rank.
+  struct Shape {
+    int kind = 0;  ///< 0: collective, 1: send
+    int type = 0;
+    double bytes = 0;
+    uint32_t matrix = 0;
+    uint32_t max_nodes = 0;
+    std::vector<int> ranks;
+    int lo = 0, hi = 0;  ///< the least and greatest offset (add_group keeps them)
+    auto operator<=>(const Shape&) const = default;
+  };
+  /// Appends group's count and offsets from base to shape.ranks.
+  static void add_group(Shape& shape, const std::vector<int>& group, int base);
+  /// When an evaluation of the same shape was kept at a base from which the fabric's
+  /// routes move to this one, fills out with it, its links moved, and returns true.
+  bool find(const Shape& shape, int base, Evaluation& out);
+  /// Keeps ev (which must outlive this object) as the closed form of shape at base.
+  void insert(Shape shape, int base, const Evaluation& ev);
+  /// Closed forms find() gave.
+  [[nodiscard]] size_t hits() const { return hits_; }
+
+private:
+  const Platform& platform_;
+  std::map<Shape, std::vector<std::pair<int, const Evaluation*>>> kept_;
+  size_t hits_ = 0;
+};
+
 /// How many running communications use each link (the flow fidelity's shortcuts): an
 /// array by link id, not a map keyed by link, since every collective and send of a flow
 /// run adds and later removes all its links.

@@ -73,6 +73,10 @@ struct ExecutionTrace {
   size_t alarms = 0;
   size_t memo_hits = 0;     ///< flow: collectives and sends that ran as timers to the end
   size_t memo_replaced = 0; ///< flow: such timers turned back into transfers (traffic shared a link)
+  /// Closed forms (collectives and sends) taken from a shifted one instead of evaluated
+  /// (ExecutorOptions::shifted_forms); evaluated_forms: those evaluated.
+  size_t shifted_forms = 0;
+  size_t evaluated_forms = 0;
   /// Point-to-point transfers the step's collectives and sends comprise (repeats included),
   /// whatever the fidelity: the size of the communication a run simulates.
   size_t transfers = 0;
@@ -105,6 +109,11 @@ struct ExecutorOptions {
   /// when that has fewer pairs; same link loads and latency, much less SimGrid work
   /// (executor.cpp, link form).
   bool link_form = true;
+  /// Closed forms of collectives and sends whose ranks are an evaluated one's shifted by
+  /// a multiple of the fabric's route period are that one's, on the shifted links
+  /// (ShiftedForms, sim/closed_form.hpp): the same numbers, without planning or routing
+  /// them again. False: every one evaluated (for checking; results are the same).
+  bool shifted_forms = true;
   /// Closed forms shared with other runs on the same platform (plan search); nullptr:
   /// computed for this run only. Results are the same either way.
   std::shared_ptr<EvaluationCache> evaluations;

@@ -316,7 +316,9 @@ void Engine::arrive_p2p(uint32_t lane, uint32_t i) {
   chain->msg = msg;
   const P2PKey key{lane, op.p2p.peer_lane, op.p2p.bytes};
   auto memo = p2p_memo_.find(key);
-  // Analytical: a send evaluated before (so with transfers) needs no phase of its own.
+  if (memo == p2p_memo_.end() && (analytical_ || options_.memoize)) memo = shifted_send(key);
+  // Analytical: a send evaluated before, or one shifted from it (so with transfers),
+  // needs no phase of its own.
   Phase p;
   if (!analytical_ || memo == p2p_memo_.end()) {
     p = p2p_phase(lane, op.p2p.peer_lane, op.p2p.bytes);
@@ -329,7 +331,14 @@ void Engine::arrive_p2p(uint32_t lane, uint32_t i) {
   const Evaluation* ev = nullptr;
   if (analytical_ || options_.memoize) {
     auto it = memo;
-    if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, send_closed_form(lane, op.p2p.peer_lane, op.p2p.bytes, p)).first;
+    if (it == p2p_memo_.end()) {
+      it = p2p_memo_.emplace(key, send_closed_form(lane, op.p2p.peer_lane, op.p2p.bytes, p)).first;
+      ++trace_.evaluated_forms;
+      if (options_.shifted_forms) {
+        auto [shape, base] = shape_of(key);
+        shifted_.insert(std::move(shape), base, it->second);
+      }
+    }
     ev = &it->second;
   }
   if (analytical_) {
@@ -583,12 +592,61 @@ const Evaluation& Engine::evaluate(const CollKey& key, const workloads::Collecti
               key.max_nodes};
     if (const Evaluation* hit = cache->find(shared)) return evaluations_.emplace(key, *hit).first->second;
   }
+  std::pair<ShiftedForms::Shape, int> shape;
+  Evaluation ev;
+  if (options_.shifted_forms) {
+    shape = shape_of(key);
+    if (shifted_.find(shape.first, shape.second, ev)) {
+      ++trace_.shifted_forms;
+      if (cache != nullptr) cache->insert(std::move(shared), ev);
+      return evaluations_.emplace(key, std::move(ev)).first->second;
+    }
+  }
   // Flow keeps the phases for the instances to come; analytical evaluates each key once.
   Planned dropped;
   const Planned& planned = analytical_ ? (dropped = plan_phases(key.comm, coll)) : plan(key, coll);
-  Evaluation ev = closed().collective(planned.groups, planned.algorithm);
+  ev = closed().collective(planned.groups, planned.algorithm);
+  ++trace_.evaluated_forms;
   if (cache != nullptr) cache->insert(std::move(shared), ev);
-  return evaluations_.emplace(key, std::move(ev)).first->second;
+  const Evaluation& kept = evaluations_.emplace(key, std::move(ev)).first->second;
+  if (options_.shifted_forms) shifted_.insert(std::move(shape.first), shape.second, kept);
+  return kept;
+}
+
+std::pair<ShiftedForms::Shape, int> Engine::shape_of(const CollKey& key) const {
+  std::pair<ShiftedForms::Shape, int> out;
+  auto& [shape, base] = out;
+  const auto& groups = program_.comms[key.comm].groups;
+  base = !groups.empty() && !groups.front().empty() ? groups.front().front() : 0;
+  shape.kind = 0;
+  shape.type = key.type;
+  shape.bytes = key.bytes;
+  shape.matrix = key.matrix;
+  shape.max_nodes = key.max_nodes;
+  for (const auto& g : groups) ShiftedForms::add_group(shape, g, base);
+  return out;
+}
+
+std::pair<ShiftedForms::Shape, int> Engine::shape_of(const P2PKey& key) const {
+  std::pair<ShiftedForms::Shape, int> out;
+  auto& [shape, base] = out;
+  const auto& src = program_.lanes[std::get<0>(key)].ranks;
+  const auto& dst = program_.lanes[std::get<1>(key)].ranks;
+  base = !src.empty() ? src.front() : 0;
+  shape.kind = 1;
+  shape.bytes = std::get<2>(key);
+  ShiftedForms::add_group(shape, src, base);
+  ShiftedForms::add_group(shape, dst, base);
+  return out;
+}
+
+std::map<P2PKey, Evaluation>::iterator Engine::shifted_send(const P2PKey& key) {
+  if (!options_.shifted_forms) return p2p_memo_.end();
+  auto [shape, base] = shape_of(key);
+  Evaluation ev;
+  if (!shifted_.find(shape, base, ev)) return p2p_memo_.end();
+  ++trace_.shifted_forms;
+  return p2p_memo_.emplace(key, std::move(ev)).first;
 }
 
 Evaluation Engine::send_closed_form(uint32_t src, uint32_t dst, double bytes, const Phase& p) {

@@ -276,6 +276,15 @@ private:
   }
   std::map<CollKey, Evaluation> evaluations_;
   std::map<P2PKey, Evaluation> p2p_memo_;
+  // Closed forms by shape (ExecutorOptions::shifted_forms); they point into evaluations_
+  // and p2p_memo_.
+  ShiftedForms shifted_{platform_};
+  // The shape of a collective key's communicator or of a send between two lanes, and the
+  // rank it is relative to (ShiftedForms::Shape).
+  std::pair<ShiftedForms::Shape, int> shape_of(const CollKey& key) const;
+  std::pair<ShiftedForms::Shape, int> shape_of(const P2PKey& key) const;
+  // p2p_memo_'s entry for a send shifted from one evaluated before (added now), or end().
+  std::map<P2PKey, Evaluation>::iterator shifted_send(const P2PKey& key);
   // Per collective key: instances started, the op (for account_links) and its evaluation
   // once made (one map lookup per instance instead of two).
   struct Use {

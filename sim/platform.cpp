@@ -199,8 +199,44 @@ Platform Platform::build(sg::Engine* engine, topology::Cluster cluster, core::Ov
     const uint32_t hop = p.id_hops_[id];
     p.hop_ids_[hop] = HopId{id, cl[hop / 2].latency.value()};
   }
+  // Links of a tier built alike stay alike through set_links (re-rating and calibration
+  // go by kind), so their cluster values tell.
+  auto alike = [&cl](const topology::Link& a, const topology::Link& b) {
+    return a.bandwidth == b.bandwidth && a.latency == b.latency && a.kind == b.kind;
+  };
+  auto uniform = [&](auto first, auto last) {
+    return std::all_of(first, last, [&](const auto& x) { return alike(cl[static_cast<size_t>(x)], cl[static_cast<size_t>(*first)]); });
+  };
+  const auto n = static_cast<size_t>(c.gpu_count());
+  p.uniform_tiers_ = n > 0 && cl.size() >= 2 * n &&
+                     std::all_of(cl.begin(), cl.begin() + static_cast<std::ptrdiff_t>(n), [&](const topology::Link& l) { return alike(l, cl[0]); }) &&
+                     std::all_of(cl.begin() + static_cast<std::ptrdiff_t>(n), cl.begin() + static_cast<std::ptrdiff_t>(2 * n), [&](const topology::Link& l) { return alike(l, cl[n]); });
+  for (const auto* tier : {&c.routing.leaf_link, &c.routing.tor_link, &c.routing.pod_link})
+    p.uniform_tiers_ = p.uniform_tiers_ && uniform(tier->begin(), tier->end());
   if (root != nullptr) root->seal();
   return p;
+}
+
+bool Platform::shift_links(const std::vector<std::pair<uint32_t, double>>& from, const topology::Routing::Shift& by,
+                           std::vector<std::pair<uint32_t, double>>& to) const {
+  to.clear();
+  if (cluster_ == nullptr || !by.valid) return false;
+  const topology::Routing& routing = cluster_->routing;
+  to.reserve(from.size());
+  for (const auto& [id, bytes] : from) {
+    const uint32_t hop = id_hops_[id];
+    const int link = routing.shift_link(static_cast<int>(hop / 2), by);
+    if (link < 0) return false;
+    const HopId& moved = hop_ids_[2 * static_cast<size_t>(link) + hop % 2];
+    if (!uniform_tiers_) {
+      const LinkInfo &a = links_[id], &b = links_[moved.id];
+      if (a.bandwidth != b.bandwidth || a.latency != b.latency || a.kind != b.kind || a.fatpipe != b.fatpipe ||
+          hop_ids_[hop].latency != moved.latency)
+        return false;
+    }
+    to.emplace_back(moved.id, bytes);
+  }
+  return true;
 }
 
 Platform Platform::load(sg::Engine& engine, const std::string& path, core::Overrides& overrides) {

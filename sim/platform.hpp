@@ -93,6 +93,18 @@ public:
   /// in-memory platforms. Returns the route's latency (added hop by hop, as route_ids).
   template <class F>
   double for_each_hop(int src, int dst, F&& f) const;
+  /// How routes among ranks lo..hi move when the ranks move by delta
+  /// (topology::Routing::shift) on an in-memory platform; never valid on an XML platform,
+  /// whose routes are SimGrid's.
+  [[nodiscard]] topology::Routing::Shift route_shift(int lo, int hi, int delta) const {
+    return cluster_ != nullptr ? cluster_->routing.shift(lo, hi, delta) : topology::Routing::Shift{};
+  }
+  /// The links of `from` (id, bytes) as the moved routes cross them: each id replaced by
+  /// that of the same direction of its moved link, bytes kept, into `to`. False when a link
+  /// does not move (topology::Routing::shift_link) or moves onto one of another bandwidth,
+  /// latency, kind or sharing (a route over it would not take the same time).
+  bool shift_links(const std::vector<std::pair<uint32_t, double>>& from, const topology::Routing::Shift& by,
+                   std::vector<std::pair<uint32_t, double>>& to) const;
   /// A host outside the network with a million cores of speed 1: timers (compute ops,
   /// delays) run on it in parallel without sharing, an exec of d flops lasting d seconds.
   /// nullptr without SimGrid objects (the flow fidelity only).
@@ -135,6 +147,9 @@ private:
   };
   std::vector<HopId> hop_ids_;
   std::vector<uint32_t> id_hops_;
+  // In-memory platforms: every link of a tier (nvl, nic, leaves, ToRs, pods) has the same
+  // bandwidth, latency and kind, so a moved link never needs comparing (shift_links).
+  bool uniform_tiers_ = false;
   std::vector<std::string> names_;
   std::unordered_map<const simgrid::s4u::Link*, uint32_t> link_ids_;
   mutable std::vector<uint32_t> route_scratch_;  // for_each_hop on XML platforms

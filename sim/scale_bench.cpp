@@ -121,7 +121,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   try {
     text = run_in_child([&] {
       double step = 0;
-      size_t events = 0, memo_hits = 0, transfers = 0;
+      size_t events = 0, memo_hits = 0, transfers = 0, evaluated = 0, shifted = 0;
       std::string error;
       auto t0 = std::chrono::steady_clock::now();
       auto since = [](std::chrono::steady_clock::time_point t) {
@@ -162,6 +162,8 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         step = trace.step_time;
         events = trace.activities;
         memo_hits = trace.memo_hits;
+        evaluated = trace.evaluated_forms;
+        shifted = trace.shifted_forms;
         transfers = trace.transfers;
       } catch (const std::exception& e) {
         error = e.what();  // reported in the row, the other scenarios still run
@@ -170,7 +172,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
       auto secs = [](const timeval& a, const timeval& b) { return static_cast<double>(b.tv_sec - a.tv_sec) + 1e-6 * static_cast<double>(b.tv_usec - a.tv_usec); };
-      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"transfers", transfers}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
+      return nlohmann::json{{"step", step}, {"events", events}, {"memo_hits", memo_hits}, {"evaluated", evaluated}, {"shifted", shifted}, {"transfers", transfers}, {"wall", wall}, {"rss_kib", ru.ru_maxrss}, {"error", error},
                              {"platform_s", platform_s}, {"program_s", program_s}, {"execute_s", execute_s},
                              {"user_s", secs(ru0.ru_utime, ru.ru_utime)}, {"sys_s", secs(ru0.ru_stime, ru.ru_stime)},
                              {"page_faults", ru.ru_minflt - ru0.ru_minflt}}.dump();
@@ -183,6 +185,8 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
   row.step_time_s = j["step"].get<double>();
   row.events = j["events"].get<size_t>();
   row.memo_hits = j["memo_hits"].get<size_t>();
+  row.closed_forms = j["evaluated"].get<size_t>();
+  row.shifted_forms = j["shifted"].get<size_t>();
   row.transfers = j["transfers"].get<size_t>();
   row.wall_s = j["wall"].get<double>();
   row.rss_mib = j["rss_kib"].get<double>() / 1024.0;
@@ -306,6 +310,7 @@ nlohmann::ordered_json to_json(const std::vector<ScaleRow>& rows) {
   for (const auto& r : rows) {
     j.push_back({{"scenario", r.scenario}, {"ranks", r.ranks}, {"step_time_s", r.step_time_s}, {"wall_s", r.wall_s},
                  {"rss_mib", r.rss_mib}, {"events_per_s", r.events_per_s}, {"events", r.events}, {"memo_hits", r.memo_hits},
+                 {"closed_forms", r.closed_forms}, {"shifted_forms", r.shifted_forms},
                  {"transfers", r.transfers},
                  {"platform_s", r.platform_s}, {"program_s", r.program_s}, {"execute_s", r.execute_s},
                  {"user_s", r.user_s}, {"sys_s", r.sys_s}, {"page_faults", r.page_faults},

@@ -26,6 +26,9 @@ struct ScaleRow {
   std::string status = "ok";  ///< or why it did not run
   std::string fidelity = "flow";
   size_t memo_hits = 0;       ///< collectives timed from an identical earlier one (flow)
+  /// Closed forms of collectives and sends evaluated (planned and routed), and those taken
+  /// from an evaluated one shifted by the fabric's route period (ShiftedForms).
+  size_t closed_forms = 0, shifted_forms = 0;
   /// Where the wall time went: building the platform (cluster, SimGrid hosts and links),
   /// generating the program, executing it; the rest of wall_s is teardown.
   double platform_s = 0, program_s = 0, execute_s = 0;

@@ -36,7 +36,7 @@ namespace sg = simgrid::s4u;
 using core::InputError;
 
 std::vector<std::string> sim_keys() {
-  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize", "sim.link_form", "sim.memory_check"};
+  std::vector<std::string> k = {"sim.fold", "sim.sm_contention", "sim.fidelity", "sim.memoize", "sim.link_form", "sim.shifted_forms", "sim.memory_check"};
   for (const auto& a : AlgorithmSelector::keys()) k.push_back(a);
   for (const auto& a : PowerModel::keys()) k.push_back(a);
   return k;
@@ -115,6 +115,7 @@ Session::Session(const RunRequest& req) {
   if (auto v = overrides.take("sim.fidelity")) exec.fidelity = parse_fidelity(*v, overrides.where("sim.fidelity"));
   if (auto v = overrides.take("sim.memoize")) exec.memoize = parse_bool(*v, overrides.where("sim.memoize"));
   if (auto v = overrides.take("sim.link_form")) exec.link_form = parse_bool(*v, overrides.where("sim.link_form"));
+  if (auto v = overrides.take("sim.shifted_forms")) exec.shifted_forms = parse_bool(*v, overrides.where("sim.shifted_forms"));
   if (auto v = overrides.take("sim.memory_check")) memory_check = parse_bool(*v, overrides.where("sim.memory_check"));
   if (req.progress) exec.progress = print_progress;
   selector.configure(overrides);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <queue>
 #include <stdexcept>
 #include <string_view>
@@ -197,6 +198,74 @@ const std::vector<FabricOption>& fabric_options() {
       {"fabric.domain_gpus", "nvl72: GPUs per NVLink domain", "72"},
   };
   return all;
+}
+
+Routing::Shift Routing::shift(int lo, int hi, int delta) const {
+  Shift s;
+  const int G = gpus_per_node;
+  const int whole = std::lcm(G, domain_gpus);  // nodes and NVLink domains move whole
+  if (delta % whole != 0 || lo > hi || lo < 0 || hi >= gpus || lo + delta < 0 || hi + delta >= gpus) return s;
+  // Whole nodes and domains (an algorithm may relay through a GPU of a member's node).
+  lo -= lo % whole;
+  hi += whole - 1 - hi % whole;
+  // How far blocks of `size` ranks move: delta over size when it is a multiple, else the
+  // move of the one block that holds lo..hi before and after (the routes among them
+  // then use none of that block's uplinks); -1 when neither.
+  auto blocks = [&](int size, int& out) {
+    if (delta % size == 0) {
+      out = delta / size;
+      return true;
+    }
+    if (lo / size != hi / size || (lo + delta) / size != (hi + delta) / size) return false;
+    out = (lo + delta) / size - lo / size;
+    return true;
+  };
+  s.ranks = delta;
+  switch (scale_out) {
+    case ScaleOut::Switch: s.valid = true; break;
+    case ScaleOut::RailTree:
+    case ScaleOut::Planes: s.valid = blocks(G * downlinks, s.leaves); break;
+    case ScaleOut::Clos3:
+      // Racks move whole (ToR uplinks by delta over a rack), pods as blocks.
+      s.valid = delta % (G * nodes_per_rack) == 0 && blocks(G * nodes_per_rack * racks_per_pod, s.pods);
+      s.tors = delta / (G * nodes_per_rack);
+      break;
+  }
+  return s;
+}
+
+int Routing::shift_link(int link, const Shift& by) const {
+  const int n = gpus;
+  if (!by.valid) return -1;
+  if (link >= 0 && link < 2 * n) {  // nvl of rank link, nic of rank link - n
+    const int r = (link < n ? link : link - n) + by.ranks;
+    return r >= 0 && r < n ? link + by.ranks : -1;
+  }
+  // An uplink: its position in its tier's list (the builder adds each tier's links in
+  // order, so the position is the offset from the first) moves by the tier's shift,
+  // within [from, to).
+  auto moved = [link](const std::vector<int>& tier, int from, int to, int step) {
+    if (tier.empty() || link < tier.front()) return -1;
+    const auto at = static_cast<size_t>(link - tier.front());
+    if (at >= tier.size() || tier[at] != link) return -1;
+    const int m = static_cast<int>(at) + step;
+    return m >= from && m < to ? tier[static_cast<size_t>(m)] : -1;
+  };
+  switch (scale_out) {
+    case ScaleOut::Switch: return -1;
+    case ScaleOut::RailTree:
+    case ScaleOut::Planes: {
+      // leaf_link[rail * leaves_per_rail + leaf]: the leaf moves within its rail.
+      if (leaf_link.empty() || link < leaf_link.front()) return -1;
+      const int rail = (link - leaf_link.front()) / leaves_per_rail;
+      return moved(leaf_link, rail * leaves_per_rail, (rail + 1) * leaves_per_rail, by.leaves);
+    }
+    case ScaleOut::Clos3: {
+      if (const int t = moved(tor_link, 0, static_cast<int>(tor_link.size()), by.tors); t >= 0) return t;
+      return moved(pod_link, 0, static_cast<int>(pod_link.size()), by.pods);
+    }
+  }
+  return -1;
 }
 
 std::string Cluster::host_name(int rank) const {

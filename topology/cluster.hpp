@@ -100,6 +100,23 @@ struct Routing {
   int leaves_per_rail = 0, downlinks = 1;      ///< RailTree, Planes: leaf of rank r
   int nodes_per_rack = 1, racks_per_pod = 1;   ///< Clos3
   std::vector<int> leaf_link, tor_link, pod_link;  ///< uplink of each leaf, ToR, pod
+
+  /// How routes among a set of ranks move when every rank moves by the same number: per
+  /// tier, how far its links move (positions in leaf_link, tor_link, pod_link). Valid when
+  /// every route between two ranks of the set, both moved, has as many hops, hop k on the
+  /// moved link of hop k (shift_link).
+  struct Shift {
+    bool valid = false;
+    int ranks = 0, leaves = 0, tors = 0, pods = 0;
+  };
+  /// The shift of the ranks lo..hi (inclusive) by delta, when it moves their routes hop
+  /// for hop: delta a multiple of the node and NVLink domain sizes, and of a leaf's nodes
+  /// (trees) or a pod (clos3), or the ranks within one leaf's nodes (trees) or one pod
+  /// (clos3) before and after, where the routes among them do not cross that tier.
+  [[nodiscard]] Shift shift(int lo, int hi, int delta) const;
+  /// The link that `link` (a Cluster::links index on a route among the shifted ranks)
+  /// becomes; -1 when there is none (not a link routes use, or moved off the cluster).
+  [[nodiscard]] int shift_link(int link, const Shift& by) const;
 };
 
 class Cluster {

@@ -203,14 +203,14 @@ const std::vector<FabricOption>& fabric_options() {
 Routing::Shift Routing::shift(int lo, int hi, int delta) const {
   Shift s;
   const int G = gpus_per_node;
-  const int whole = std::lcm(G, domain_gpus);  // nodes and NVLink domains move whole
-  if (delta % whole != 0 || lo > hi || lo < 0 || hi >= gpus || lo + delta < 0 || hi + delta >= gpus) return s;
-  // Whole nodes and domains (an algorithm may relay through a GPU of a member's node).
-  lo -= lo % whole;
-  hi += whole - 1 - hi % whole;
-  // How far blocks of `size` ranks move: delta over size when it is a multiple, else the
-  // move of the one block that holds lo..hi before and after (the routes among them
-  // then use none of that block's uplinks); -1 when neither.
+  // Whole nodes (algorithms plan by node), on the cluster before and after.
+  if (delta % G != 0 || lo > hi || lo < 0 || hi >= gpus || lo + delta < 0 || hi + delta >= gpus) return s;
+  lo -= lo % G;  // a relay may be any GPU of a member's node
+  hi += G - 1 - hi % G;
+  // Blocks of `size` ranks (NVLink domains, leaves' nodes, racks, pods) move whole when
+  // delta is a multiple of size, by delta / size; else the routes among lo..hi move only
+  // when they lie in one block before and after (none of them then leaves the block), and
+  // the block moves by the difference.
   auto blocks = [&](int size, int& out) {
     if (delta % size == 0) {
       out = delta / size;
@@ -220,16 +220,14 @@ Routing::Shift Routing::shift(int lo, int hi, int delta) const {
     out = (lo + delta) / size - lo / size;
     return true;
   };
+  int domains = 0;
+  if (!blocks(domain_gpus, domains)) return s;
   s.ranks = delta;
   switch (scale_out) {
     case ScaleOut::Switch: s.valid = true; break;
     case ScaleOut::RailTree:
     case ScaleOut::Planes: s.valid = blocks(G * downlinks, s.leaves); break;
-    case ScaleOut::Clos3:
-      // Racks move whole (ToR uplinks by delta over a rack), pods as blocks.
-      s.valid = delta % (G * nodes_per_rack) == 0 && blocks(G * nodes_per_rack * racks_per_pod, s.pods);
-      s.tors = delta / (G * nodes_per_rack);
-      break;
+    case ScaleOut::Clos3: s.valid = blocks(G * nodes_per_rack, s.tors) && blocks(G * nodes_per_rack * racks_per_pod, s.pods); break;
   }
   return s;
 }

@@ -224,3 +224,78 @@ TEST(RingReduceScatter, OneMemberPerNodeIsOneRingInGroupOrder) {
   EXPECT_EQ(two[0].transfers.size(), 96u);
   EXPECT_EQ(two[0].transfers[0].bytes, op.bytes / 48 / 2);
 }
+
+// Closed forms are reused for groups moved by whole nodes (sim/closed_form.hpp
+// ShiftedForms): that rests on every algorithm planning a moved group as the moved plan of
+// the original (same phases, same transfers in the same order, ranks moved). Checked for
+// every registered algorithm that applies, on groups of every shape it plans (one node,
+// several uniform nodes, one member per node, uneven, scrambled order), even and uneven
+// all-to-alls, with and without a node limit and MoE deduplication.
+TEST(AlgorithmPlans, GroupsMovedByWholeNodesGetTheMovedPlan) {
+  constexpr int G = 8, kNodes = 96;
+  sim::TopologyView topo;
+  for (int r = 0; r < G * kNodes; ++r) topo.node_of_rank.push_back(r / G);
+  topo.nvls = true;
+  topo.nvlink_efficiency = 0.8;
+  topo.nvls_efficiency = 0.6;
+  std::vector<std::vector<int>> groups;
+  groups.push_back({0, 1, 2, 3, 4, 5, 6, 7});                     // one node (TP)
+  groups.push_back({2, 5});                                       // two GPUs of a node
+  std::vector<int> g;
+  for (int r = 0; r < 32; ++r) g.push_back(r);                    // four whole nodes (EP)
+  groups.push_back(g);
+  g.clear();
+  for (int i = 0; i < 40; ++i) g.push_back(G * ((i * 13) % 40) + 3);  // one per node, scrambled (DP)
+  groups.push_back(g);
+  g.clear();
+  for (int i = 0; i < 16; ++i) g.push_back(G * (i / 4) + 2 * (i % 4));  // 4 per node on 4 nodes
+  groups.push_back(g);
+  groups.push_back({0, 1, 2, 8, 16, 17});                         // uneven nodes
+  std::vector<double> matrix;
+  sim::AlgorithmContext moe;
+  moe.moe.top_k = 8;
+  moe.moe.max_nodes = 2;
+  int planned = 0, compared = 0;
+  for (const sim::AlgorithmContext& context : {sim::AlgorithmContext{}, moe}) {
+    for (const auto& algo : sim::algorithms(context)) {
+      for (const auto& group : groups) {
+        if (!algo.applies(group, topo)) continue;
+        for (const int uneven : {0, 1}) {
+          if (uneven && algo.type != workloads::CollectiveType::AllToAll) continue;
+          workloads::CollectiveOp op;
+          op.type = algo.type;
+          op.bytes = 96.0 * 1048576;
+          op.max_nodes = uneven ? 2 : 0;
+          matrix.assign(group.size() * group.size(), 0);
+          for (size_t i = 0; i < matrix.size(); ++i) matrix[i] = 1e5 * static_cast<double>(1 + (i * 7) % 5);
+          if (uneven) op.matrix = &matrix;
+          const auto phases = algo.phases(group, op, topo);
+          ++planned;
+          for (const int nodes : {1, 4, 50}) {
+            const int delta = G * nodes;
+            std::vector<int> moved = group;
+            for (int& r : moved) r += delta;
+            const auto got = algo.phases(moved, op, topo);
+            ASSERT_EQ(got.size(), phases.size()) << algo.name;
+            for (size_t p = 0; p < phases.size(); ++p) {
+              const auto &a = phases[p], &b = got[p];
+              EXPECT_EQ(a.repeat, b.repeat) << algo.name;
+              EXPECT_EQ(a.byte_scale, b.byte_scale) << algo.name;
+              const auto ta = sim::expand_transfers(a), tb = sim::expand_transfers(b);
+              ASSERT_EQ(ta.size(), tb.size()) << algo.name;
+              for (size_t t = 0; t < ta.size(); ++t) {
+                EXPECT_EQ(ta[t].src + delta, tb[t].src) << algo.name;
+                EXPECT_EQ(ta[t].dst + delta, tb[t].dst) << algo.name;
+                EXPECT_EQ(ta[t].bytes, tb[t].bytes) << algo.name;
+              }
+            }
+            ++compared;
+          }
+        }
+      }
+    }
+  }
+  // Every algorithm of every type planned something: 2 contexts x each algorithm.
+  EXPECT_GE(planned, 2 * static_cast<int>(sim::algorithms().size()));
+  EXPECT_EQ(compared, 3 * planned);
+}

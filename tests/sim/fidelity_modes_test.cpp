@@ -12,6 +12,8 @@
 #include "sim/simulate.hpp"
 #include "topology/gpu.hpp"
 #include "sim_test_util.hpp"
+#include "workloads/generator.hpp"
+#include "workloads/model.hpp"
 #include "workloads/synthetic.hpp"
 
 using namespace tcsim;
@@ -332,4 +334,71 @@ TEST(Progress, CallbackSeesMonotoneSimulatedTimeAndOpCounts) {
 TEST(Fidelity, UnknownNameIsAnInputError) {
   EXPECT_THROW(sim::parse_fidelity("exact", "--fidelity"), core::InputError);
   EXPECT_EQ(sim::parse_fidelity("analytical", "x"), sim::Fidelity::Analytical);
+}
+
+// Closed forms taken from a moved one (ExecutorOptions::shifted_forms, ShiftedForms): the
+// same run, bit for bit, as evaluating every one, in both fidelities: the same step, the
+// same bytes on the same links, the same transfer count; and most closed forms are taken,
+// not evaluated, when pipeline stages are whole pods (clos3) or leaves' nodes (planes).
+namespace {
+struct ShiftCase {
+  std::string gpu, fabric, workload;
+  int nodes;
+  std::vector<std::string> sets;
+};
+
+// {step, transfers, closed forms taken, closed forms evaluated, then (link id, bytes)...}
+std::vector<double> shifted_run(const ShiftCase& k, sim::Fidelity fidelity, bool shifted) {
+  return simtest::in_child([&] {
+    core::Overrides o = simtest::overrides(k.sets);
+    auto w = workloads::find_workload(k.workload, "test");
+    workloads::apply_workload_overrides(w, o);
+    auto spec = topology::find_gpu(k.gpu);
+    auto cluster = topology::build_cluster(spec, k.nodes, 8, k.fabric, o);
+    auto engine = fidelity == sim::Fidelity::Flow ? simtest::make_engine() : nullptr;
+    sim::ExecutorOptions opts;
+    opts.fidelity = fidelity;
+    opts.shifted_forms = shifted;
+    const auto platform = engine ? sim::Platform::build(*engine, std::move(cluster), o, sim::simgrid_objects(opts))
+                                 : sim::Platform::build(std::move(cluster), o);
+    const auto program = workloads::generate(w, platform.size());
+    sim::CostModel cost(platform.spec(), platform.calibration());
+    sim::AlgorithmSelector selector;
+    if (program.moe_top_k > 0) selector.set_default_moe({program.moe_top_k, program.moe_max_nodes});
+    const auto t = sim::execute(platform, program, cost, selector, opts);
+    std::vector<double> v{t.step_time, static_cast<double>(t.transfers), static_cast<double>(t.shifted_forms),
+                          static_cast<double>(t.evaluated_forms)};
+    for (const auto& [id, bytes] : t.link_bytes) {
+      v.push_back(id);
+      v.push_back(bytes);
+    }
+    return v;
+  });
+}
+}  // namespace
+
+TEST(ShiftedForms, SameRunAsEvaluatingEveryClosedForm) {
+  const std::vector<ShiftCase> cases = {
+      // Pods of 4 racks x 2 nodes (64 GPUs); TP8 PP4 DP4: a stage is 4 nodes, half a pod.
+      {"H100", "clos3", "llama3-8b", 16, {"fabric.nodes_per_rack=2", "fabric.racks_per_pod=4", "plan.tp=8", "plan.pp=4", "model.layers=8", "plan.global_batch=16"}},
+      // Stages of 2 nodes, pods of 3 racks (6 nodes): moved within pods, refused across.
+      {"H100", "clos3", "llama3-8b", 16, {"fabric.nodes_per_rack=1", "fabric.racks_per_pod=3", "plan.tp=8", "plan.pp=8", "model.layers=8", "plan.global_batch=16"}},
+      // Planes, 4 downlinks per leaf: EP all-to-alls of a stage's 2 nodes, stages within a leaf.
+      {"H800", "multi-plane-fat-tree", "moe-demo", 16, {"fabric.radix=8", "model.layers=8", "plan.pp=8", "plan.num_micro_batches=8"}},
+  };
+  for (const auto& k : cases) {
+    for (const auto fidelity : {sim::Fidelity::Analytical, sim::Fidelity::Flow}) {
+      const std::string what = k.fabric + " " + sim::to_string(fidelity);
+      auto on = shifted_run(k, fidelity, true), off = shifted_run(k, fidelity, false);
+      ASSERT_GE(on.size(), 4u) << what;
+      ASSERT_GE(off.size(), 4u) << what;
+      EXPECT_GT(on[0], 0) << what;
+      EXPECT_GT(on[2], on[3]) << what;           // most taken, not evaluated
+      EXPECT_EQ(off[2], 0) << what;              // none taken when off
+      EXPECT_EQ(off[3], on[2] + on[3]) << what;  // the same closed forms, all evaluated
+      on[2] = off[2];
+      on[3] = off[3];
+      EXPECT_EQ(on, off) << what;  // step, transfers, every link's bytes: bit for bit
+    }
+  }
 }

@@ -4,6 +4,8 @@
 // H100: NIC 400 Gb/s = 50 GB/s per direction, NVLink 450 GB/s per direction.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/error.hpp"
 #include "topology/cluster.hpp"
 
@@ -176,4 +178,116 @@ TEST(Fabrics, UnknownFabricAndMisappliedOptionAreErrors) {
   EXPECT_THROW(make("rail-fat-tree", 2, 8, {"fabric.oversubscription=0.5"}), core::InputError);
   EXPECT_THROW(make("single-switch", 0, 8), core::InputError);
   EXPECT_THROW(make("single-switch", 2, 8, {"fabric.nic_latency=3"}), core::InputError);  // no unit
+}
+
+// Routing::shift: when it says the ranks lo..hi may move by delta, every route between two
+// of them, both moved, is the moved route hop for hop (the ground on which closed forms
+// are reused, sim/closed_form.hpp ShiftedForms). Checked on every pair of every range of
+// whole nodes, for every delta a node multiple, on each fabric. Where it refuses, the
+// moved routes cannot be had by any relabelling of links (the refusal is needed): some
+// pair's moved route has other hops, or one link would have to become two.
+namespace {
+struct ShiftCount {
+  int valid = 0, refused = 0, wrong = 0, refused_needlessly = 0;
+};
+
+// Whether the routes among lo..hi, moved by delta, cross links that a one-to-one, kind-
+// and direction-keeping relabelling of the original routes' links gives.
+bool some_relabelling_moves(const topology::Cluster& c, int lo, int hi, int delta) {
+  std::map<std::pair<int, bool>, std::pair<int, bool>> to, from;
+  std::vector<topology::Hop> a, b;
+  for (int s = lo; s <= hi; ++s)
+    for (int d = lo; d <= hi; ++d) {
+      if (s == d) continue;
+      c.route(s, d, a);
+      c.route(s + delta, d + delta, b);
+      if (a.size() != b.size()) return false;
+      for (size_t k = 0; k < a.size(); ++k) {
+        const std::pair<int, bool> x{a[k].link, a[k].up}, y{b[k].link, b[k].up};
+        if (x.second != y.second || c.links[static_cast<size_t>(x.first)].kind != c.links[static_cast<size_t>(y.first)].kind) return false;
+        if (to.try_emplace(x, y).first->second != y || from.try_emplace(y, x).first->second != x) return false;
+      }
+    }
+  return true;
+}
+
+ShiftCount check_shifts(const topology::Cluster& c) {
+  ShiftCount n;
+  const auto& rt = c.routing;
+  const int G = c.gpus_per_node, N = c.gpu_count();
+  std::vector<topology::Hop> a, b;
+  for (int lo = 0; lo < N; lo += G)
+    for (int hi = lo + G - 1; hi < N; hi += G)
+      for (int delta = -lo; hi + delta < N; delta += G) {
+        if (delta == 0) continue;
+        const auto by = rt.shift(lo, hi, delta);
+        if (!by.valid) {
+          ++n.refused;
+          n.refused_needlessly += some_relabelling_moves(c, lo, hi, delta);
+          continue;
+        }
+        ++n.valid;
+        bool moves = true;
+        for (int s = lo; s <= hi && moves; ++s)
+          for (int d = lo; d <= hi && moves; ++d) {
+            if (s == d) continue;
+            c.route(s, d, a);
+            c.route(s + delta, d + delta, b);
+            moves = a.size() == b.size();
+            for (size_t k = 0; k < a.size() && moves; ++k) moves = a[k].up == b[k].up && rt.shift_link(a[k].link, by) == b[k].link;
+          }
+        n.wrong += !moves;
+      }
+  return n;
+}
+}  // namespace
+
+TEST(RoutingShift, MovedRanksCrossMovedLinks) {
+  struct Case {
+    std::string fabric;
+    int nodes, gpn;
+    std::vector<std::string> sets;
+    std::string gpu;
+    bool some_refused;
+  };
+  const std::vector<Case> cases = {
+      {"single-switch", 4, 2, {}, "H100", false},
+      // 8 nodes, 4 downlinks per leaf: 2 leaves per rail; planes: 2 downlinks, 4 leaves.
+      {"rail-fat-tree", 8, 2, {"fabric.radix=8"}, "H100", true},
+      {"multi-plane-fat-tree", 8, 2, {"fabric.radix=4"}, "H800", true},
+      // 2 nodes per rack, 2 racks per pod: 3 pods, the last one partial (one rack).
+      {"clos3", 10, 2, {"fabric.nodes_per_rack=2", "fabric.racks_per_pod=2"}, "H100", true},
+      {"nvl72", 36, 4, {}, "GB200", false},
+  };
+  for (const auto& k : cases) {
+    const auto c = make(k.fabric, k.nodes, k.gpn, k.sets, k.gpu);
+    const auto n = check_shifts(c);
+    EXPECT_GT(n.valid, 10) << k.fabric;
+    EXPECT_EQ(n.wrong, 0) << k.fabric;
+    if (k.some_refused) {
+      EXPECT_GT(n.refused, 0) << k.fabric;
+    }
+    EXPECT_EQ(n.refused_needlessly, 0) << k.fabric << " of " << n.refused;
+  }
+}
+
+// The cases the rule names, on clos3 with pods of 2 racks x 2 nodes x 2 GPUs (8 ranks):
+// by a whole pod, valid for any ranks; by a rack, only for ranks within one pod before
+// and after; by a node, only within one rack.
+TEST(RoutingShift, Clos3MovesByPodsOrWithinAPod) {
+  const auto c = make("clos3", 10, 2, {"fabric.nodes_per_rack=2", "fabric.racks_per_pod=2"});
+  const auto& rt = c.routing;
+  EXPECT_TRUE(rt.shift(0, 11, 8).valid);   // a pod and a half by a pod
+  EXPECT_TRUE(rt.shift(0, 3, 4).valid);    // rack 0 to rack 1, both in pod 0
+  EXPECT_FALSE(rt.shift(0, 7, 4).valid);   // pod 0 by a rack: would straddle pods 0 and 1
+  EXPECT_TRUE(rt.shift(4, 7, 4).valid);    // rack 1 (pod 0) to rack 2 (pod 1): one pod each
+  EXPECT_FALSE(rt.shift(0, 3, 2).valid);   // rack 0 by a node: would straddle racks 0 and 1
+  EXPECT_TRUE(rt.shift(0, 1, 2).valid);    // node 0 to node 1: within rack 0, NIC to NIC
+  EXPECT_FALSE(rt.shift(0, 3, 1).valid);   // not a node multiple
+  EXPECT_FALSE(rt.shift(16, 19, 4).valid); // off the cluster (20 ranks)
+  EXPECT_FALSE(rt.shift(0, 11, -8).valid); // off the cluster
+  const auto by = rt.shift(0, 11, 8);
+  EXPECT_EQ(by.tors, 2);
+  EXPECT_EQ(by.pods, 1);
+  EXPECT_EQ(rt.shift_link(rt.pod_link[2], by), -1);  // no pod 3
 }

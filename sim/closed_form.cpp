@@ -86,22 +86,28 @@ Evaluation ClosedForm::send(const Phase& ph) {
 ShiftedForms::ShiftedForms(const Platform& platform) : platform_(platform) {}
 
 void ShiftedForms::add_group(Shape& shape, const std::vector<int>& group, int base) {
-  shape.ranks.push_back(static_cast<int>(group.size()));
+  const size_t at = shape.ranks.size();
+  shape.ranks.resize(at + 1 + group.size());
+  int* out = shape.ranks.data() + at;
+  *out++ = static_cast<int>(group.size());
+  int lo = shape.lo, hi = shape.hi;
   for (int r : group) {
     const int d = r - base;
-    shape.ranks.push_back(d);
-    shape.lo = std::min(shape.lo, d);
-    shape.hi = std::max(shape.hi, d);
+    *out++ = d;
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
   }
+  shape.lo = lo;
+  shape.hi = hi;
 }
 
-bool ShiftedForms::find(const Shape& shape, int base, Evaluation& out) {
+bool ShiftedForms::find(const Shape& shape, int base, Evaluation& out, bool links) {
   auto it = kept_.find(shape);
   if (it == kept_.end()) return false;
   for (const auto& [at, ev] : it->second) {
     const auto by = platform_.route_shift(at + shape.lo, at + shape.hi, base - at);
     if (!by.valid) continue;
-    if (!platform_.shift_links(ev->link_bytes, by, out.link_bytes)) continue;
+    if (links && !platform_.shift_links(ev->link_bytes, by, out.link_bytes)) continue;
     out.duration = ev->duration;
     out.algorithm = ev->algorithm;
     out.groups_disjoint = ev->groups_disjoint;

@@ -156,8 +156,9 @@ public:
   /// Appends group's count and offsets from base to shape.ranks.
   static void add_group(Shape& shape, const std::vector<int>& group, int base);
   /// When an evaluation of the same shape was kept at a base from which the fabric's
-  /// routes move to this one, fills out with it, its links moved, and returns true.
-  bool find(const Shape& shape, int base, Evaluation& out);
+  /// routes move to this one, fills out with it, its links moved (none when `links` is
+  /// false: the caller needs only the time and the transfer count), and returns true.
+  bool find(const Shape& shape, int base, Evaluation& out, bool links = true);
   /// Keeps ev (which must outlive this object) as the closed form of shape at base.
   void insert(Shape shape, int base, const Evaluation& ev);
   /// Closed forms find() gave.

@@ -82,7 +82,8 @@ struct ExecutionTrace {
   size_t transfers = 0;
   /// (link id, bytes) for each link that carried traffic in the step (collectives and
   /// sends, byte_scale included), by id (Platform::all_links(), i.e. by name), for the
-  /// per-tier utilisation report; links that carried nothing are absent.
+  /// per-tier utilisation report; links that carried nothing are absent. Empty when
+  /// ExecutorOptions::link_bytes is off.
   std::vector<std::pair<uint32_t, double>> link_bytes;
 };
 
@@ -114,6 +115,12 @@ struct ExecutorOptions {
   /// (ShiftedForms, sim/closed_form.hpp): the same numbers, without planning or routing
   /// them again. False: every one evaluated (for checking; results are the same).
   bool shifted_forms = true;
+  /// Account the bytes every link carries over the step (ExecutionTrace::link_bytes, for
+  /// the per-tier utilisation report). Callers that read only step times (plan search,
+  /// `bench scale`) turn it off: an analytical run then keeps no per-link bytes at all
+  /// (a closed form taken from a moved one is not moved link by link). The transfer count
+  /// is kept either way.
+  bool link_bytes = true;
   /// Closed forms shared with other runs on the same platform (plan search); nullptr:
   /// computed for this run only. Results are the same either way.
   std::shared_ptr<EvaluationCache> evaluations;

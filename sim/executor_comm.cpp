@@ -596,7 +596,7 @@ const Evaluation& Engine::evaluate(const CollKey& key, const workloads::Collecti
   Evaluation ev;
   if (options_.shifted_forms) {
     shape = shape_of(key);
-    if (shifted_.find(shape.first, shape.second, ev)) {
+    if (shifted_.find(shape.first, shape.second, ev, needs_links())) {
       ++trace_.shifted_forms;
       if (cache != nullptr) cache->insert(std::move(shared), ev);
       return evaluations_.emplace(key, std::move(ev)).first->second;
@@ -623,6 +623,9 @@ std::pair<ShiftedForms::Shape, int> Engine::shape_of(const CollKey& key) const {
   shape.bytes = key.bytes;
   shape.matrix = key.matrix;
   shape.max_nodes = key.max_nodes;
+  size_t n = groups.size();
+  for (const auto& g : groups) n += g.size();
+  shape.ranks.reserve(n);
   for (const auto& g : groups) ShiftedForms::add_group(shape, g, base);
   return out;
 }
@@ -635,6 +638,7 @@ std::pair<ShiftedForms::Shape, int> Engine::shape_of(const P2PKey& key) const {
   base = !src.empty() ? src.front() : 0;
   shape.kind = 1;
   shape.bytes = std::get<2>(key);
+  shape.ranks.reserve(2 + src.size() + dst.size());
   ShiftedForms::add_group(shape, src, base);
   ShiftedForms::add_group(shape, dst, base);
   return out;
@@ -644,7 +648,7 @@ std::map<P2PKey, Evaluation>::iterator Engine::shifted_send(const P2PKey& key) {
   if (!options_.shifted_forms) return p2p_memo_.end();
   auto [shape, base] = shape_of(key);
   Evaluation ev;
-  if (!shifted_.find(shape, base, ev)) return p2p_memo_.end();
+  if (!shifted_.find(shape, base, ev, needs_links())) return p2p_memo_.end();
   ++trace_.shifted_forms;
   return p2p_memo_.emplace(key, std::move(ev)).first;
 }
@@ -659,8 +663,19 @@ Evaluation Engine::send_closed_form(uint32_t src, uint32_t dst, double bytes, co
   return ev;
 }
 
-// Bytes per link over the step: each distinct collective and send, times its uses.
+// Bytes per link over the step (and the transfers): each distinct collective and send,
+// times its uses.
 void Engine::account_links() {
+  if (!options_.link_bytes) {  // the transfer count only
+    for (const auto& [key, use] : uses_)
+      if (use.op != nullptr) trace_.transfers += evaluate(key, *use.op).transfers * use.count;
+    for (const auto& [key, n] : p2p_uses_) {
+      auto it = p2p_memo_.find(key);
+      if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed().send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
+      trace_.transfers += it->second.transfers * n;
+    }
+    return;
+  }
   const size_t links = platform_.all_links().size();
   std::vector<double> total(links, 0.0);
   std::vector<char> used(links, 0);  // a link may carry 0 bytes and still be listed

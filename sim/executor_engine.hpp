@@ -285,6 +285,9 @@ private:
   std::pair<ShiftedForms::Shape, int> shape_of(const P2PKey& key) const;
   // p2p_memo_'s entry for a send shifted from one evaluated before (added now), or end().
   std::map<P2PKey, Evaluation>::iterator shifted_send(const P2PKey& key);
+  // Whether closed forms need their per-link bytes: for the flow fidelity's link sharing
+  // and for link accounting.
+  bool needs_links() const { return !analytical_ || options_.link_bytes; }
   // Per collective key: instances started, the op (for account_links) and its evaluation
   // once made (one map lookup per instance instead of two).
   struct Use {

@@ -222,8 +222,9 @@ bool Platform::shift_links(const std::vector<std::pair<uint32_t, double>>& from,
   to.clear();
   if (cluster_ == nullptr || !by.valid) return false;
   const topology::Routing& routing = cluster_->routing;
-  to.reserve(from.size());
-  for (const auto& [id, bytes] : from) {
+  to.resize(from.size());
+  for (size_t i = 0; i < from.size(); ++i) {
+    const uint32_t id = from[i].first;
     const uint32_t hop = id_hops_[id];
     const int link = routing.shift_link(static_cast<int>(hop / 2), by);
     if (link < 0) return false;
@@ -234,7 +235,7 @@ bool Platform::shift_links(const std::vector<std::pair<uint32_t, double>>& from,
           hop_ids_[hop].latency != moved.latency)
         return false;
     }
-    to.emplace_back(moved.id, bytes);
+    to[i] = {moved.id, from[i].second};
   }
   return true;
 }

@@ -138,6 +138,7 @@ ScaleRow run_scenario(const Scenario& sc, Fidelity fidelity) {
         char* argv[] = {a0, a1, nullptr};
         ExecutorOptions opts;
         opts.fidelity = fidelity;
+        opts.link_bytes = false;  // as plan search runs: no per-link report is read here
         // The analytical fidelity runs without a SimGrid engine (as a plan search does after
         // its first plan). Never deleted: this child only reports its numbers and leaves with
         // _exit, and destroying a flow platform's SimGrid objects (S3: 0.09 s) would count in

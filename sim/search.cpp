@@ -194,6 +194,7 @@ SearchResult rank_in_process(const SearchRequest& req, wl::config::Workload& wor
   // extrapolated from share all of theirs: closed forms are computed once per worker.
   ExecutorOptions exec = session.exec;
   exec.evaluations = std::make_shared<EvaluationCache>();
+  exec.link_bytes = false;  // plans are ranked by step time; no link report is made
   // One plan: its row, or why it could not be generated.
   auto evaluate = [&](size_t i) -> ordered_json {
     const auto& c = candidates[i];

@@ -232,13 +232,8 @@ Routing::Shift Routing::shift(int lo, int hi, int delta) const {
   return s;
 }
 
-int Routing::shift_link(int link, const Shift& by) const {
-  const int n = gpus;
-  if (!by.valid) return -1;
-  if (link >= 0 && link < 2 * n) {  // nvl of rank link, nic of rank link - n
-    const int r = (link < n ? link : link - n) + by.ranks;
-    return r >= 0 && r < n ? link + by.ranks : -1;
-  }
+int Routing::shift_uplink(int link, const Shift& by) const {
+  if (!by.valid || link < 2 * gpus) return -1;
   // An uplink: its position in its tier's list (the builder adds each tier's links in
   // order, so the position is the offset from the first) moves by the tier's shift,
   // within [from, to).

@@ -116,7 +116,16 @@ struct Routing {
   [[nodiscard]] Shift shift(int lo, int hi, int delta) const;
   /// The link that `link` (a Cluster::links index on a route among the shifted ranks)
   /// becomes; -1 when there is none (not a link routes use, or moved off the cluster).
-  [[nodiscard]] int shift_link(int link, const Shift& by) const;
+  [[nodiscard]] int shift_link(int link, const Shift& by) const {
+    if (by.valid && link >= 0 && link < 2 * gpus) {  // nvl of rank link, nic of rank link - gpus
+      const int r = (link < gpus ? link : link - gpus) + by.ranks;
+      return r >= 0 && r < gpus ? link + by.ranks : -1;
+    }
+    return shift_uplink(link, by);
+  }
+
+private:
+  [[nodiscard]] int shift_uplink(int link, const Shift& by) const;
 };
 
 class Cluster {

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -156,9 +155,16 @@ void Generator::make_comms() {
   for (int dim = 0; dim < kDims; ++dim) {
     if (sizes[dim] <= 1) continue;
     for (auto& g : layout_->comm_groups(static_cast<RankLayout::CommGroups>(dim), first_stage_, last_stage_)) {
-      std::set<uint32_t> ls;
-      for (int r : g) ls.insert(lane_of_rank_[static_cast<size_t>(r)]);
-      std::vector<uint32_t> lanes(ls.begin(), ls.end());
+      // The lanes in order, each once (most groups lie in one lane: no sort then).
+      std::vector<uint32_t> lanes;
+      for (int r : g) {
+        const uint32_t l = lane_of_rank_[static_cast<size_t>(r)];
+        if (lanes.size() != 1 || lanes.front() != l) lanes.push_back(l);
+      }
+      if (lanes.size() > 1) {
+        std::sort(lanes.begin(), lanes.end());
+        lanes.erase(std::unique(lanes.begin(), lanes.end()), lanes.end());
+      }
       auto [it, fresh] = index.emplace(std::make_pair(dim, lanes), static_cast<uint32_t>(p_.comms.size()));
       if (fresh) {
         const auto& li = info_[lanes.front()];

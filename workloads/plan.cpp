@@ -483,11 +483,16 @@ std::vector<std::vector<int>> RankLayout::comm_groups(CommGroups kind, int64_t f
   auto add = [&](int64_t tp, int64_t cp, int64_t dp, int64_t pp) {
     g.push_back(static_cast<int>(tp * stride_tp_ + cp * stride_cp_ + dp * stride_dp_ + pp * stride_pp_));
   };
+  // Each group sorted, each rank once (the strides usually give them so: no sort then),
+  // its vector allocated once at its size.
+  size_t size = 0;
   auto done = [&] {
-    std::sort(g.begin(), g.end());
+    if (!std::is_sorted(g.begin(), g.end())) std::sort(g.begin(), g.end());
     g.erase(std::unique(g.begin(), g.end()), g.end());
+    size = std::max(size, g.size());
     out.push_back(std::move(g));
-    g.clear();
+    g = {};
+    g.reserve(size);
   };
   const int64_t edp = dp_ / ep_;
   switch (kind) {

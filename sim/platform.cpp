@@ -74,6 +74,34 @@ bool joined_less(std::string_view a, std::string_view sa, std::string_view b, st
   return la < lb;
 }
 
+// Sorts v (of distinct elements, so that any sort gives one order) by merging the runs
+// already in order: a generated cluster lists its links in a few ascending runs, broken
+// where a number gains a digit ("nvl-n9" > "nvl-n10"), so S3's 33,798 links are 12 runs,
+// merged in 4 passes instead of sorted (~22 comparisons each). Many runs: std::sort.
+template <class T, class Less>
+void sort_runs(std::vector<T>& v, Less less) {
+  std::vector<size_t> bounds{0};
+  for (size_t i = 1; i < v.size(); ++i)
+    if (less(v[i], v[i - 1])) bounds.push_back(i);
+  bounds.push_back(v.size());
+  if (bounds.size() > 65) {
+    std::sort(v.begin(), v.end(), less);
+    return;
+  }
+  std::vector<T> merged(v.size());
+  while (bounds.size() > 2) {  // two runs or more: merge them pairwise
+    std::vector<size_t> next{0};
+    for (size_t r = 0; r + 1 < bounds.size(); r += 2) {
+      const size_t from = bounds[r], mid = bounds[r + 1], to = r + 2 < bounds.size() ? bounds[r + 2] : mid;
+      const auto at = [&v](size_t i) { return v.begin() + static_cast<std::ptrdiff_t>(i); };
+      std::merge(at(from), at(mid), at(mid), at(to), merged.begin() + static_cast<std::ptrdiff_t>(from), less);
+      next.push_back(to);
+    }
+    v.swap(merged);
+    bounds = std::move(next);
+  }
+}
+
 // Positions 0..n-1 in the order of their names name_of(i) = (base, suffix), joined. Sorted
 // by the names' first 16 bytes as two integers (most names here are shorter), the whole
 // names compared only on a tie: S3's 100,000 links took 7 ms sorted by strings.
@@ -99,7 +127,7 @@ std::vector<uint32_t> name_order(size_t n, NameOf name_of) {
     }
     k.at = i;
   }
-  std::sort(keys.begin(), keys.end(), [&name_of](const Key& x, const Key& y) {
+  sort_runs(keys, [&name_of](const Key& x, const Key& y) {
     if (x.hi != y.hi) return x.hi < y.hi;
     if (x.lo != y.lo) return x.lo < y.lo;
     const auto [a, sa] = name_of(x.at);

@@ -112,20 +112,26 @@ TEST(PlatformBuild, WithoutSimgridObjectsSameWithOverrides) {
 // ordered by sorting its links when no name holds '_' (generated clusters), else by sorting
 // every direction's whole name. Names that would break the shortcut ("x" beside "x_DOWNa":
 // "x_DOWN" < "x_DOWNa_DOWN" < "x_UP") still come out in order.
+// The names are ordered by merging the runs already in order (a few for generated
+// clusters), or sorted when there are many: names scrambled into 100 runs and more take
+// that path, and names in reverse order (one run per name).
 TEST(PlatformBuild, LinkIdsAreInNameOrderWhateverTheNames) {
-  for (const bool underscores : {false, true}) {
+  for (const std::string names : {"generated", "underscores", "scrambled", "reversed"}) {
     core::Overrides o;
-    auto cluster = topology::build_cluster(topology::find_gpu("H800"), 2, 8, "single-switch", o);
-    if (underscores) {
+    auto cluster = topology::build_cluster(topology::find_gpu("H800"), names == "generated" ? 2 : 32, 8, "single-switch", o);
+    if (names == "underscores") {
       cluster.links[0].name = "x";
       cluster.links[1].name = "x_DOWNa";
       cluster.links[2].name = "x_";
       cluster.links[3].name = "w_UP";
     }
+    const size_t n = cluster.links.size();
+    for (size_t i = 0; i < n && names == "scrambled"; ++i) cluster.links[i].name = "l" + std::to_string((i * 7919) % n);
+    for (size_t i = 0; i < n && names == "reversed"; ++i) cluster.links[i].name = "l" + std::to_string(100000 - i);
     const auto p = sim::Platform::build(std::move(cluster), o);
-    ASSERT_EQ(p.all_links().size(), 2u * 32u);
+    ASSERT_EQ(p.all_links().size(), 2u * n);
     for (uint32_t i = 1; i < p.all_links().size(); ++i) {
-      EXPECT_LT(p.link_name(i - 1), p.link_name(i)) << "ids " << i - 1 << " and " << i << (underscores ? " (names with '_')" : "");
+      EXPECT_LT(p.link_name(i - 1), p.link_name(i)) << "ids " << i - 1 << " and " << i << " (" << names << ")";
     }
   }
 }

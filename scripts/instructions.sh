@@ -63,4 +63,4 @@ step=$(python3 -c 'import json, sys
 j = json.load(open(sys.argv[1]))
 print((j[0] if isinstance(j, list) else j)["step_time_s"])' "$out/result.json")
 echo "step $step s (analytical). The whole process includes ~55 M of loading shared libraries; a bench"
-echo "scenario's child also counts its parent's start-up before the fork, and computes no report."
+echo "scenario's child also counts its parent's start-up before the fork, and computes no report and no per-link bytes (as plan search)."

@@ -99,6 +99,17 @@ TEST(BenchScale, AnalyticalAgreesWithFlow) {
   // S4: 232 all-to-alls and an all-reduce, each alone on the network: all timed without flows.
   EXPECT_EQ(flow[3]["scenario"], "S4-256");
   EXPECT_EQ(flow[3]["memo_hits"], 233);
+  // Closed forms (ShiftedForms): both fidelities evaluate the same ones and take the rest
+  // from a moved one. S1's and S3's 16 pipeline stages run the same collectives and sends
+  // a stage apart: S1 evaluates 17 of its 132, S3 13 of 97 (a stage is a third of a pod, so
+  // stages move by racks within a pod or by whole pods); S4's one lane has nothing to move.
+  const std::vector<std::pair<int, int>> forms = {{17, 115}, {17, 115}, {13, 84}, {2, 0}};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(analytical[i]["closed_forms"], forms[i].first) << analytical[i]["scenario"];
+    EXPECT_EQ(analytical[i]["shifted_forms"], forms[i].second) << analytical[i]["scenario"];
+    EXPECT_EQ(flow[i]["closed_forms"], analytical[i]["closed_forms"]) << flow[i]["scenario"];
+    EXPECT_EQ(flow[i]["shifted_forms"], analytical[i]["shifted_forms"]) << flow[i]["scenario"];
+  }
 }
 
 // The table ends with how wall time grows in each family with two or more sizes of at

@@ -129,13 +129,14 @@ private:
 /// Closed forms found again by symmetry. Communication whose ranks are those of an
 /// evaluated one, all moved by the same number, crosses transfer by transfer and hop by hop
 /// the moved links, when the fabric's routes move with them (Platform::route_shift: by
-/// whole leaves' nodes or pods, or within one leaf's nodes or one pod before and after);
+/// whole NVLink domains, leaves' nodes, racks or pods, or within one before and after);
 /// where those links have the same bandwidth, latency and sharing, its closed form is the
 /// same number (the same additions in the same order) and its bytes lie on the moved
 /// links. The collectives of a folded pipeline's stages are such moves of one another
 /// (S3: each stage's 1,024 ranks are a third of a pod), and so are its sends.
 /// Algorithms plan a group from its order and its members' nodes, so a shifted group gets
-/// the shifted phases (tests/sim/shifted_forms_test.cpp checks every registered one).
+/// the shifted phases (tests/sim/algorithms_test.cpp, AlgorithmPlans, checks every
+/// registered one).
 class ShiftedForms {
 public:
   explicit ShiftedForms(const Platform& platform);

@@ -110,9 +110,10 @@ struct Routing {
     int ranks = 0, leaves = 0, tors = 0, pods = 0;
   };
   /// The shift of the ranks lo..hi (inclusive) by delta, when it moves their routes hop
-  /// for hop: delta a multiple of the node and NVLink domain sizes, and of a leaf's nodes
-  /// (trees) or a pod (clos3), or the ranks within one leaf's nodes (trees) or one pod
-  /// (clos3) before and after, where the routes among them do not cross that tier.
+  /// for hop: delta a multiple of the node size, and for each block that routes go through
+  /// (NVLink domain; a leaf's nodes in trees; rack and pod in clos3) either a multiple of
+  /// its size or lo..hi inside one block before and after (their routes then never leave
+  /// it). Invalid (valid = false) otherwise, or when the moved ranks leave the cluster.
   [[nodiscard]] Shift shift(int lo, int hi, int delta) const;
   /// The link that `link` (a Cluster::links index on a route among the shifted ranks)
   /// becomes; -1 when there is none (not a link routes use, or moved off the cluster).

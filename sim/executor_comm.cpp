@@ -666,23 +666,17 @@ Evaluation Engine::send_closed_form(uint32_t src, uint32_t dst, double bytes, co
 // Bytes per link over the step (and the transfers): each distinct collective and send,
 // times its uses.
 void Engine::account_links() {
-  if (!options_.link_bytes) {  // the transfer count only
-    for (const auto& [key, use] : uses_)
-      if (use.op != nullptr) trace_.transfers += evaluate(key, *use.op).transfers * use.count;
-    for (const auto& [key, n] : p2p_uses_) {
-      auto it = p2p_memo_.find(key);
-      if (it == p2p_memo_.end()) it = p2p_memo_.emplace(key, closed().send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
-      trace_.transfers += it->second.transfers * n;
-    }
-    return;
-  }
-  const size_t links = platform_.all_links().size();
+  // Without link_bytes, the transfers only (the closed forms may hold no links then).
+  const bool per_link = options_.link_bytes;
+  const size_t links = per_link ? platform_.all_links().size() : 0;
   std::vector<double> total(links, 0.0);
   std::vector<char> used(links, 0);  // a link may carry 0 bytes and still be listed
   auto add = [&](const Evaluation& ev, size_t uses) {
-    for (const auto& [id, b] : ev.link_bytes) {
-      total[id] += b * static_cast<double>(uses);
-      used[id] = 1;
+    if (per_link) {
+      for (const auto& [id, b] : ev.link_bytes) {
+        total[id] += b * static_cast<double>(uses);
+        used[id] = 1;
+      }
     }
     trace_.transfers += ev.transfers * uses;
   };
@@ -696,8 +690,9 @@ void Engine::account_links() {
       it = p2p_memo_.emplace(key, closed().send(p2p_phase(std::get<0>(key), std::get<1>(key), std::get<2>(key)))).first;
     add(it->second, n);
   }
-  // By link name: link ids are positions in the platform's name order.
   trace_.link_bytes.clear();
+  if (!per_link) return;
+  // By link name: link ids are positions in the platform's name order.
   trace_.link_bytes.reserve(static_cast<size_t>(std::count(used.begin(), used.end(), 1)));
   for (uint32_t id = 0; id < links; ++id)
     if (used[id] != 0) trace_.link_bytes.emplace_back(id, total[id]);

@@ -340,6 +340,7 @@ TEST(Fidelity, UnknownNameIsAnInputError) {
 // same run, bit for bit, as evaluating every one, in both fidelities: the same step, the
 // same bytes on the same links, the same transfer count; and most closed forms are taken,
 // not evaluated, when pipeline stages are whole pods (clos3) or leaves' nodes (planes).
+// Without per-link bytes (ExecutorOptions::link_bytes off) the same step and transfers.
 namespace {
 struct ShiftCase {
   std::string gpu, fabric, workload;
@@ -348,7 +349,7 @@ struct ShiftCase {
 };
 
 // {step, transfers, closed forms taken, closed forms evaluated, then (link id, bytes)...}
-std::vector<double> shifted_run(const ShiftCase& k, sim::Fidelity fidelity, bool shifted) {
+std::vector<double> shifted_run(const ShiftCase& k, sim::Fidelity fidelity, bool shifted, bool link_bytes = true) {
   return simtest::in_child([&] {
     core::Overrides o = simtest::overrides(k.sets);
     auto w = workloads::find_workload(k.workload, "test");
@@ -359,6 +360,7 @@ std::vector<double> shifted_run(const ShiftCase& k, sim::Fidelity fidelity, bool
     sim::ExecutorOptions opts;
     opts.fidelity = fidelity;
     opts.shifted_forms = shifted;
+    opts.link_bytes = link_bytes;
     const auto platform = engine ? sim::Platform::build(*engine, std::move(cluster), o, sim::simgrid_objects(opts))
                                  : sim::Platform::build(std::move(cluster), o);
     const auto program = workloads::generate(w, platform.size());
@@ -396,8 +398,16 @@ TEST(ShiftedForms, SameRunAsEvaluatingEveryClosedForm) {
       EXPECT_GT(on[2], on[3]) << what;           // most taken, not evaluated
       EXPECT_EQ(off[2], 0) << what;              // none taken when off
       EXPECT_EQ(off[3], on[2] + on[3]) << what;  // the same closed forms, all evaluated
+      // Without per-link bytes (plan search, bench scale): the same step and transfers,
+      // the same closed forms taken, no links.
+      const auto quiet = shifted_run(k, fidelity, true, false);
+      ASSERT_EQ(quiet.size(), 4u) << what;
+      EXPECT_EQ(quiet[0], on[0]) << what;
+      EXPECT_EQ(quiet[1], on[1]) << what;
+      EXPECT_EQ(quiet[2], on[2]) << what;
       on[2] = off[2];
       on[3] = off[3];
+      EXPECT_GT(on.size(), 4u) << what;
       EXPECT_EQ(on, off) << what;  // step, transfers, every link's bytes: bit for bit
     }
   }

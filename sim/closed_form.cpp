@@ -112,7 +112,6 @@ bool ShiftedForms::find(const Shape& shape, int base, Evaluation& out, bool link
     out.algorithm = ev->algorithm;
     out.groups_disjoint = ev->groups_disjoint;
     out.transfers = ev->transfers;
-    ++hits_;
     return true;
   }
   return false;

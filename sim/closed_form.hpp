@@ -162,13 +162,10 @@ public:
   bool find(const Shape& shape, int base, Evaluation& out, bool links = true);
   /// Keeps ev (which must outlive this object) as the closed form of shape at base.
   void insert(Shape shape, int base, const Evaluation& ev);
-  /// Closed forms find() gave.
-  [[nodiscard]] size_t hits() const { return hits_; }
 
 private:
   const Platform& platform_;
   std::map<Shape, std::vector<std::pair<int, const Evaluation*>>> kept_;
-  size_t hits_ = 0;
 };
 
 /// How many running communications use each link (the flow fidelity's shortcuts): an

@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <queue>
 #include <stdexcept>
 #include <string_view>
@@ -220,7 +219,7 @@ Routing::Shift Routing::shift(int lo, int hi, int delta) const {
     out = (lo + delta) / size - lo / size;
     return true;
   };
-  int domains = 0;
+  int domains = 0;  // no link is numbered by domain: only whether domains move is needed
   if (!blocks(domain_gpus, domains)) return s;
   s.ranks = delta;
   switch (scale_out) {
